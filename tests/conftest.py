@@ -1,0 +1,3 @@
+"""Shared pytest configuration: fixtures come from ``tinykube.testing`` plugins."""
+
+pytest_plugins: list[str] = []
