@@ -1,0 +1,261 @@
+"""A cluster directory, laid out the way kubeadm lays out a control-plane machine.
+
+``~/.tinykube/<name>/`` holds everything one cluster needs, so ``tinykube up`` can resume it:
+
+    cluster.json        the settings and ports chosen at creation (kept across restarts)
+    admin.conf          the admin kubeconfig (also merged into ~/.kube/config)
+    store/state.db      the SQLite store (embedded default)
+    etcd/               etcd's data dir (``--store etcd``)
+    manifests/          static pod manifests for the control plane (the kubelet runs them)
+    kubelet/            the kubelet's root dir and its KubeletConfiguration
+    logs/               each component's log (also readable with ``kubectl logs``)
+    supervisor.pid      the PID of the process that owns the node agents
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+DEFAULT_PORTS: dict[str, int] = {
+    "apiserver": 6443,
+    "etcd_client": 2379,
+    "etcd_peer": 2380,
+    "controller_manager": 10257,
+    "scheduler": 10259,
+    "kubelet": 10250,
+    "kubelet_healthz": 10248,
+    "proxy_metrics": 10249,
+    "proxy_healthz": 10256,
+    "dns": 53,
+    "dns_metrics": 9153,
+    "dns_health": 8080,
+    "dns_ready": 8181,
+}
+
+CONTROL_PLANE_LABELS = {"tier": "control-plane"}
+NODE_NAME_DEFAULT = "tinykube-control-plane"
+
+
+def tinykube_home() -> Path:
+    return Path(os.environ.get("TINYKUBE_HOME", Path.home() / ".tinykube"))
+
+
+def free_port() -> int:
+    """A currently free TCP port on loopback (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ports_in_use(ports: dict[str, int]) -> list[str]:
+    """Names of the TCP ports that something already listens on."""
+    busy = []
+    for name, port in ports.items():
+        if name == "dns":  # UDP as well; the DNS server reports its own bind errors
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                busy.append(f"{name} ({port})")
+    return busy
+
+
+@dataclass
+class ClusterSettings:
+    """What ``tinykube up`` decided when it created the cluster; reused on resume."""
+
+    name: str = "default"
+    node_name: str = NODE_NAME_DEFAULT
+    store: str = "sqlite"  # sqlite | etcd
+    etcd_servers: str = ""  # an existing etcd cluster instead of a local one
+    runtime: str = "process"
+    proxy_mode: str = "userspace"
+    nodes: int = 0
+    hollow_nodes: int = 0
+    service_cidr: str = "10.96.0.0/12"
+    cluster_cidr: str = "10.244.0.0/16"
+    cluster_dns: str = "10.96.0.10"
+    cluster_domain: str = "cluster.local"
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+
+    @classmethod
+    def load(cls, path: Path) -> "ClusterSettings":
+        data = json.loads(path.read_text())
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        settings = cls(**known)
+        settings.ports = {**DEFAULT_PORTS, **settings.ports}
+        return settings
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(asdict(self), indent=2, sort_keys=True) + "\n")
+
+
+@dataclass(frozen=True)
+class ClusterDir:
+    """Paths inside one cluster directory."""
+
+    root: Path
+
+    @classmethod
+    def for_name(cls, name: str) -> "ClusterDir":
+        return cls(tinykube_home() / name)
+
+    settings_file = property(lambda self: self.root / "cluster.json")
+    kubeconfig = property(lambda self: self.root / "admin.conf")
+    store_dir = property(lambda self: self.root / "store")
+    etcd_dir = property(lambda self: self.root / "etcd")
+    manifests = property(lambda self: self.root / "manifests")
+    kubelet_dir = property(lambda self: self.root / "kubelet")
+    logs = property(lambda self: self.root / "logs")
+    pid_file = property(lambda self: self.root / "supervisor.pid")
+
+    @property
+    def store_url(self) -> str:
+        return f"sqlite://{self.store_dir / 'state.db'}"
+
+    def create(self) -> None:
+        for path in (self.root, self.store_dir, self.manifests, self.kubelet_dir, self.logs):
+            path.mkdir(parents=True, exist_ok=True)
+
+    def supervisor_pid(self) -> int | None:
+        """The supervisor's PID if that process is alive."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        return pid
+
+
+def tinykube_command(*args: str) -> list[str]:
+    """The command line that runs a tinykube subcommand with this interpreter."""
+    return [sys.executable, "-m", "tinykube", *args]
+
+
+def _static_pod(component: str, node: str, command: list[str], health_port: int,
+                health_scheme: str = "HTTP", health_path: str = "/healthz") -> dict:
+    """A control-plane static pod as kubeadm writes them: host network, critical priority."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": component,
+            "namespace": "kube-system",
+            "labels": {"component": component, **CONTROL_PLANE_LABELS},
+            "annotations": {"tinykube.dev/node": node},
+        },
+        "spec": {
+            "hostNetwork": True,
+            "priorityClassName": "system-node-critical",
+            "containers": [{
+                "name": component,
+                "image": f"tinykube/{component}:v1.32.0",
+                "command": command,
+                "livenessProbe": {
+                    "httpGet": {"host": "127.0.0.1", "port": health_port, "path": health_path,
+                                "scheme": health_scheme},
+                    "initialDelaySeconds": 10,
+                    "periodSeconds": 10,
+                    "timeoutSeconds": 15,
+                    "failureThreshold": 8,
+                },
+            }],
+        },
+    }
+
+
+def control_plane_manifests(cluster: ClusterDir, settings: ClusterSettings) -> dict[str, dict]:
+    """File name -> static pod manifest for every control-plane component."""
+    ports = settings.ports
+    node = settings.node_name
+    kubeconfig = str(cluster.kubeconfig)
+    store_url = cluster.store_url
+    manifests: dict[str, dict] = {}
+    if settings.store == "etcd":
+        store_url = settings.etcd_servers or f"etcd://127.0.0.1:{ports['etcd_client']}"
+        store_url = store_url if store_url.startswith("etcd://") else f"etcd://{store_url}"
+        if not settings.etcd_servers:
+            manifests["etcd.yaml"] = _static_pod("etcd", node, [
+                "etcd", "--name", node, "--data-dir", str(cluster.etcd_dir),
+                "--listen-client-urls", f"http://127.0.0.1:{ports['etcd_client']}",
+                "--advertise-client-urls", f"http://127.0.0.1:{ports['etcd_client']}",
+                "--listen-peer-urls", f"http://127.0.0.1:{ports['etcd_peer']}",
+                "--initial-advertise-peer-urls", f"http://127.0.0.1:{ports['etcd_peer']}",
+                "--initial-cluster", f"{node}=http://127.0.0.1:{ports['etcd_peer']}",
+                "--listen-metrics-urls", "", "--snapshot-count", "10000",
+            ], ports["etcd_client"], health_path="/health")
+    manifests["kube-apiserver.yaml"] = _static_pod("kube-apiserver", node, tinykube_command(
+        "apiserver", "--store", store_url, "--bind-address", "127.0.0.1",
+        "--secure-port", str(ports["apiserver"]),
+        "--service-cluster-ip-range", settings.service_cidr,
+        "--write-kubeconfig", kubeconfig,
+    ), ports["apiserver"], health_path="/livez")
+    manifests["kube-controller-manager.yaml"] = _static_pod(
+        "kube-controller-manager", node, tinykube_command(
+            "controller-manager", "--kubeconfig", kubeconfig, "--leader-elect",
+            "--secure-port", str(ports["controller_manager"]),
+            "--cluster-cidr", settings.cluster_cidr,
+        ), ports["controller_manager"])
+    manifests["kube-scheduler.yaml"] = _static_pod("kube-scheduler", node, tinykube_command(
+        "scheduler", "--kubeconfig", kubeconfig, "--leader-elect",
+        "--secure-port", str(ports["scheduler"]),
+    ), ports["scheduler"])
+    manifests["kube-proxy.yaml"] = _static_pod("kube-proxy", node, tinykube_command(
+        "proxy", "--kubeconfig", kubeconfig, "--mode", settings.proxy_mode,
+        "--hostname-override", node,
+        "--healthz-port", str(ports["proxy_healthz"]),
+        "--metrics-port", str(ports["proxy_metrics"]),
+    ), ports["proxy_healthz"])
+    manifests["coredns.yaml"] = _static_pod("coredns", node, tinykube_command(
+        "dns", "--kubeconfig", kubeconfig, "--bind-address", "127.0.0.1",
+        "--port", str(ports["dns"]), "--metrics-port", str(ports["dns_metrics"]),
+        "--health-port", str(ports["dns_health"]), "--ready-port", str(ports["dns_ready"]),
+    ), ports["dns_health"], health_path="/health")
+    manifests["coredns.yaml"]["metadata"]["labels"] = {"k8s-app": "kube-dns"}
+    manifests["kube-proxy.yaml"]["metadata"]["labels"] = {"k8s-app": "kube-proxy"}
+    return manifests
+
+
+def write_manifests(cluster: ClusterDir, settings: ClusterSettings) -> list[Path]:
+    """(Re)write the static pod manifests; stale ones from another layout are removed."""
+    wanted = control_plane_manifests(cluster, settings)
+    for existing in cluster.manifests.glob("*.yaml"):
+        if existing.name not in wanted:
+            existing.unlink()
+    written = []
+    for file_name, manifest in wanted.items():
+        path = cluster.manifests / file_name
+        path.write_text(yaml.safe_dump(manifest, sort_keys=False))
+        written.append(path)
+    return written
+
+
+def kubelet_configuration(cluster: ClusterDir, settings: ClusterSettings) -> dict:
+    """The KubeletConfiguration the node agent runs with (upstream's shape)."""
+    return {
+        "apiVersion": "kubelet.config.k8s.io/v1beta1",
+        "kind": "KubeletConfiguration",
+        "clusterDNS": [settings.cluster_dns],
+        "clusterDomain": settings.cluster_domain,
+        "maxPods": 110,
+        "podPidsLimit": 4096,
+        "healthzBindAddress": "127.0.0.1",
+        "healthzPort": settings.ports["kubelet_healthz"],
+        "port": settings.ports["kubelet"],
+        "readOnlyPort": 0,
+        "cgroupDriver": "cgroupfs",
+        "staticPodPath": str(cluster.manifests),
+        "authentication": {"webhook": {"enabled": False}},
+        "authorization": {"mode": "AlwaysAllow"},
+    }
