@@ -203,10 +203,11 @@ def control_plane_manifests(cluster: ClusterDir, settings: ClusterSettings) -> d
     ), ports["apiserver"], health_path="/livez")
     manifests["kube-controller-manager.yaml"] = _static_pod(
         "kube-controller-manager", node, tinykube_command(
-            "controller-manager", "--kubeconfig", kubeconfig, "--leader-elect",
+            "controller-manager", "--kubeconfig", kubeconfig, "--leader-elect=true",
             "--secure-port", str(ports["controller_manager"]),
             "--cluster-cidr", settings.cluster_cidr,
-        ), ports["controller_manager"])
+            "--pv-host-path-dir", str(cluster.root / "volumes"),
+        ), ports["controller_manager"], health_scheme="HTTPS")
     manifests["kube-scheduler.yaml"] = _static_pod("kube-scheduler", node, tinykube_command(
         "scheduler", "--kubeconfig", kubeconfig, "--leader-elect",
         "--secure-port", str(ports["scheduler"]),
