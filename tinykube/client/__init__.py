@@ -1,0 +1,2 @@
+"""What every component uses to reach the API server: the REST client, informers, work
+queues, the controller base, leader election, event recording and kubeconfig files."""

@@ -1,0 +1,110 @@
+"""The real kubectl reads logs from and execs into pods a process-runtime kubelet runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tinykube.api import pods as podutil
+from tinykube.kubelet.runtime.process import can_isolate
+from tinykube.testing.kubelet import wait_for_pod
+
+pytestmark = pytest.mark.kubectl
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "node"
+
+
+@pytest.fixture
+async def hello(apiserver, kubelet_factory, kubectl):
+    await kubelet_factory("node-1")
+    await kubectl.run("apply", "-f", str(EXAMPLES / "hello-pod.yaml"))
+    async with apiserver.client() as client:  # bind it, as the scheduler would
+        await client.resource("pods").create_subresource(
+            "hello", "binding", {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "hello"},
+                                 "target": {"apiVersion": "v1", "kind": "Node", "name": "node-1"}},
+            namespace="default")
+        await wait_for_pod(client, "default", "hello", podutil.is_ready, timeout=30)
+    return kubectl
+
+
+async def test_kubectl_logs(hello):
+    async def first_line() -> str:
+        while True:
+            out = (await hello.run("logs", "hello")).stdout
+            if out:
+                return out
+            await asyncio.sleep(0.1)  # the process has not flushed its first line yet
+
+    out = await asyncio.wait_for(first_line(), 15)
+    assert out.startswith("hello from ")
+    stamped = await hello.run("logs", "hello", "--timestamps")
+    stamp, _, text = stamped.stdout.splitlines()[0].partition(" ")
+    assert text.startswith("hello from") and stamp.endswith("Z")
+    tail = await hello.run("logs", "hello", "--tail=1")
+    assert len(tail.stdout.splitlines()) == 1
+
+
+async def test_kubectl_exec(hello):
+    if hello.version < "1.30":
+        pytest.skip("kubectl before 1.30 speaks SPDY for exec, which tinykube does not serve")
+    out = await hello.run("exec", "hello", "--", "cat", "/etc/hostname")
+    if can_isolate():
+        assert out.stdout == "hello\n"
+    failed = await hello.fails("exec", "hello", "--", "sh", "-c", "exit 3")
+    assert "command terminated with exit code 3" in failed.stderr
+    piped = await hello.run("exec", "-i", "hello", "--", "cat", input="through stdin\n")
+    assert piped.stdout == "through stdin\n"
+
+
+async def test_kubectl_describe_shows_kubelet_events(hello):
+    out = (await hello.run("describe", "pod", "hello")).stdout
+    assert "Started container hello" in out
+    assert "Created container hello" in out
+
+
+def run_in_terminal(command: list[str], env: dict[str, str], keys: bytes, timeout: float) -> bytes:
+    """Run ``command`` on a pseudo-terminal (as a person at a shell would), typing ``keys``."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + timeout
+    sent = False
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                output += chunk
+                if not sent and (b"#" in output or b"$" in output):
+                    os.write(master, keys)
+                    sent = True
+            elif proc.poll() is not None:
+                break
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        os.close(master)
+    return output
+
+
+async def test_kubectl_exec_interactive_tty(hello):
+    if hello.version < "1.30":
+        pytest.skip("kubectl before 1.30 speaks SPDY for exec, which tinykube does not serve")
+    command = hello.command("exec", "-it", "hello", "--", "sh")
+    out = await asyncio.to_thread(run_in_terminal, command, hello._env(), b"echo tty=$((6*7))\nexit\n", 30)
+    assert b"tty=42" in out

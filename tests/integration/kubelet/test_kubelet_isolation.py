@@ -1,0 +1,60 @@
+"""As root, pods get what a container runtime would give them: a network namespace on the
+node bridge, mounted volumes, tmpfs emptyDirs and enforced memory limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tinykube.api import pods as podutil
+from tinykube.kubelet.runtime.process import can_isolate
+from tinykube.testing.kubelet import wait_for_pod
+
+pytestmark = [pytest.mark.root, pytest.mark.skipif(not can_isolate(), reason="needs root on Linux")]
+
+SERVER = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+          "s.bind(('0.0.0.0', 8080)); s.listen()\n"
+          "while True:\n c,_=s.accept(); c.sendall(open('/etc/config/greeting').read().encode()); c.close()")
+
+
+async def test_pod_ip_volumes_and_tmpfs(apiserver, kubelet_factory):
+    kubelet = await kubelet_factory()
+    async with apiserver.client() as client:
+        await client.resource("configmaps").create(
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "greeting"},
+             "data": {"greeting": "hello over the bridge"}}, namespace="default")
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "net"},
+               "spec": {"nodeName": "node-1", "terminationGracePeriodSeconds": 1,
+                        "volumes": [{"name": "config", "configMap": {"name": "greeting"}},
+                                    {"name": "cache", "emptyDir": {"medium": "Memory"}}],
+                        "containers": [{"name": "main", "image": "python:3.11", "command": ["python3", "-c", SERVER],
+                                        "volumeMounts": [{"name": "config", "mountPath": "/etc/config"},
+                                                         {"name": "cache", "mountPath": "/cache"}],
+                                        "readinessProbe": {"tcpSocket": {"port": 8080}, "periodSeconds": 1}}]}}
+        await client.resource("pods").create(pod, namespace="default")
+        pod = await wait_for_pod(client, "default", "net", podutil.is_ready)
+    ip = pod["status"]["podIP"]
+    assert ip.startswith(kubelet.config.pod_cidr.rsplit(".", 2)[0] + ".")
+    reader, writer = await asyncio.open_connection(ip, 8080)
+    assert await reader.read() == b"hello over the bridge"
+    writer.close()
+    worker = kubelet.workers.find("default", "net")
+    res = await kubelet.runtime.exec_sync(worker.container_record("main").current.id,
+                                          ["sh", "-c", "stat -f -c %T /cache; ip -4 -o addr show eth0"], 10)
+    fs, addr = res.stdout.decode().splitlines()
+    assert fs == "tmpfs" and ip in addr
+
+
+async def test_memory_limit_gives_oomkilled(apiserver, kubelet_factory):
+    await kubelet_factory()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hog"},
+           "spec": {"nodeName": "node-1", "restartPolicy": "Never",
+                    "containers": [{"name": "main", "image": "python:3.11",
+                                    "command": ["python3", "-c", "x = bytearray(300 * 1024 * 1024)"],
+                                    "resources": {"limits": {"memory": "64Mi"}}}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        pod = await wait_for_pod(client, "default", "hog", lambda p: podutil.phase(p) == "Failed")
+    term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["reason"] == "OOMKilled" and term["exitCode"] == 137

@@ -1,0 +1,77 @@
+"""Node registration, heartbeats, admission and the kubelet's own endpoints."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tinykube.api import pods as podutil
+from tinykube.testing.kubelet import wait_for_pod
+
+
+async def test_node_registers_with_capacity_conditions_and_lease(apiserver, kubelet_factory):
+    kubelet = await kubelet_factory("node-1", node_labels={"node-role.kubernetes.io/worker": ""})
+    await kubelet.registered.wait()
+    async with apiserver.client() as client:
+        node = await client.resource("nodes").get("node-1")
+        labels = node["metadata"]["labels"]
+        assert labels["kubernetes.io/hostname"] == "node-1"
+        assert labels["kubernetes.io/os"] == "linux" and labels["kubernetes.io/arch"]
+        assert "node-role.kubernetes.io/worker" in labels
+        status = node["status"]
+        for key in ("cpu", "memory", "pods", "ephemeral-storage"):
+            assert key in status["capacity"] and key in status["allocatable"]
+        assert status["capacity"]["pods"] == "110"
+        conds = {c["type"]: c for c in status["conditions"]}
+        assert conds["Ready"]["status"] == "True" and conds["Ready"]["reason"] == "KubeletReady"
+        assert conds["Ready"]["message"] == "kubelet is posting ready status"
+        assert conds["MemoryPressure"]["reason"] == "KubeletHasSufficientMemory"
+        assert conds["DiskPressure"]["reason"] == "KubeletHasNoDiskPressure"
+        assert conds["PIDPressure"]["reason"] == "KubeletHasSufficientPID"
+        info = status["nodeInfo"]
+        assert info["kubeletVersion"] == "v1.32.0"
+        assert info["containerRuntimeVersion"] == "tinykube-process://0.1.0"
+        assert info["kernelVersion"] and info["osImage"]
+        assert status["daemonEndpoints"]["kubeletEndpoint"]["Port"] == kubelet.server.port
+        assert {"type": "InternalIP", "address": "127.0.0.1"} in status["addresses"]
+        await kubelet.renew_lease()
+        lease = await client.resource("leases", "coordination.k8s.io").get("node-1", namespace="kube-node-lease")
+        assert lease["spec"]["holderIdentity"] == "node-1"
+        assert lease["spec"]["leaseDurationSeconds"] == 40
+        assert lease["spec"]["renewTime"]
+
+
+async def test_pod_that_does_not_fit_is_rejected_out_of_cpu(apiserver, kubelet_factory):
+    await kubelet_factory("node-1", runtime="fake", capacity={"cpu": "1"})
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "big"},
+           "spec": {"nodeName": "node-1", "containers": [
+               {"name": "c", "image": "x", "resources": {"requests": {"cpu": "2"}}}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        got = await wait_for_pod(client, "default", "big", lambda p: podutil.phase(p) == "Failed")
+        assert got["status"]["reason"] == "OutOfcpu"
+        assert got["status"]["message"] == ("Pod was rejected: Node didn't have enough resource: cpu, "
+                                            "requested: 2000, used: 0, capacity: 1000")
+
+
+async def test_healthz_pods_and_metrics_endpoints(apiserver, kubelet_factory):
+    kubelet = await kubelet_factory("node-1", runtime="fake")
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "x"}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        await wait_for_pod(client, "default", "p", lambda p: podutil.phase(p) == "Running")
+    base = f"https://127.0.0.1:{kubelet.server.port}"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{kubelet.server.healthz_port}/healthz") as resp:
+            assert resp.status == 200 and await resp.text() == "ok"
+        async with http.get(f"{base}/pods", ssl=False) as resp:
+            podlist = await resp.json()
+            assert podlist["kind"] == "PodList" and [p["metadata"]["name"] for p in podlist["items"]] == ["p"]
+        async with http.get(f"{base}/metrics", ssl=False) as resp:
+            text = await resp.text()
+    assert "kubelet_running_pods 1.0" in text
+    assert 'kubelet_running_containers{container_state="running"} 1.0' in text
+    assert 'kubelet_node_name{node="node-1"} 1.0' in text
+    assert "kubelet_pod_start_duration_seconds_count 1.0" in text
+    assert "kubelet_pod_worker_duration_seconds_bucket" in text
+    assert "process_resident_memory_bytes" in text

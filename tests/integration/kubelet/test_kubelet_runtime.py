@@ -1,0 +1,166 @@
+"""The process runtime on its own: real processes, namespaces and cgroups, no API server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+import pytest
+
+from tinykube.kubelet.runtime.interface import (
+    ContainerConfig, ContainerState, CRIError, LinuxResources, PodSandboxConfig,
+)
+from tinykube.kubelet.runtime.network import remove_bridge
+from tinykube.kubelet.runtime.process import NO_COMMAND, ProcessRuntime, can_isolate
+from tinykube.testing.kubelet import private_network
+
+needs_root = pytest.mark.skipif(not can_isolate(), reason="needs root on Linux")
+
+
+@pytest.fixture
+async def runtime_factory(tmp_path):
+    made = []
+
+    def make(isolate: bool) -> ProcessRuntime:
+        net = private_network()
+        rt = ProcessRuntime(str(tmp_path / f"rt{len(made)}"), pod_cidr=net["pod_cidr"], bridge=net["bridge"],
+                            cgroup_parent=f"tinykube-test/{net['bridge']}", isolate=isolate,
+                            service_cidr=net["service_cidr"])
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        await rt.close()
+        if rt.isolate:
+            await remove_bridge(rt.network.bridge)
+            rt.cgroups.remove("")
+
+
+def sandbox(tmp_path, name="pod-a", **kw) -> PodSandboxConfig:
+    return PodSandboxConfig(name=name, namespace="default", uid=f"uid-{name}", log_directory=str(tmp_path / "logs"),
+                            dns_servers=["10.96.0.10"], dns_searches=["default.svc.cluster.local"],
+                            dns_options=["ndots:5"], **kw)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] != "Z"
+
+
+async def start(rt, sb_cfg, command, **kw):
+    sid = await rt.run_pod_sandbox(sb_cfg)
+    cid = await rt.create_container(sid, ContainerConfig(name="c", image="busybox", command=command,
+                                                         log_path="c/0.log", **kw), sb_cfg)
+    await rt.start_container(cid)
+    return sid, cid
+
+
+async def test_container_without_command_is_rejected(runtime_factory, tmp_path):
+    rt = runtime_factory(isolate=False)
+    cfg = sandbox(tmp_path)
+    sid = await rt.run_pod_sandbox(cfg)
+    with pytest.raises(CRIError) as err:
+        await rt.create_container(sid, ContainerConfig(name="c", image="nginx"), cfg)
+    assert err.value.reason == "CreateContainerError" and err.value.message == NO_COMMAND
+
+
+async def test_exit_code_logs_and_no_orphans_without_isolation(runtime_factory, tmp_path):
+    rt = runtime_factory(isolate=False)
+    cfg = sandbox(tmp_path)
+    sid, cid = await start(rt, cfg, ["sh", "-c", "echo out; echo err >&2; exit 3"])
+    status = await asyncio.wait_for(rt.wait_container(cid), 10)
+    assert status.state == ContainerState.CONTAINER_EXITED and status.exit_code == 3 and status.reason == "Error"
+    with open(status.log_path) as f:
+        lines = f.read().splitlines()
+    assert [line.split(" ", 1)[1] for line in lines] == ["stdout F out", "stderr F err"]
+    # a background child of the container dies with it
+    sid2, cid2 = await start(rt, sandbox(tmp_path, "pod-b"), ["sh", "-c", "sleep 300 & echo $! > child; wait"],
+                             working_dir=str(tmp_path))
+    while not (tmp_path / "child").exists() or not (tmp_path / "child").read_text().strip():
+        await asyncio.sleep(0.02)
+    child = int((tmp_path / "child").read_text())
+    await rt.remove_pod_sandbox(sid2)
+    assert not alive(child)
+
+
+async def test_start_error_for_missing_binary(runtime_factory, tmp_path):
+    rt = runtime_factory(isolate=False)
+    cfg = sandbox(tmp_path)
+    sid = await rt.run_pod_sandbox(cfg)
+    cid = await rt.create_container(sid, ContainerConfig(name="c", image="x", command=["no-such-binary-xyz"]), cfg)
+    with pytest.raises(CRIError) as err:
+        await rt.start_container(cid)
+    assert err.value.reason == "RunContainerError"
+    status = await rt.container_status(cid)
+    assert status.reason == "StartError" and status.exit_code == 128
+    assert 'exec: "no-such-binary-xyz"' in status.message
+
+
+@needs_root
+@pytest.mark.root
+async def test_pod_namespaces_hostname_dns_and_exec(runtime_factory, tmp_path):
+    rt = runtime_factory(isolate=True)
+    cfg = sandbox(tmp_path, "web-0")
+    sid, cid = await start(rt, cfg, ["sleep", "300"])
+    st = await rt.pod_sandbox_status(sid)
+    assert st.ip.startswith(rt.network.pod_cidr.rsplit(".", 2)[0])
+    res = await rt.exec_sync(cid, ["sh", "-c", "cat /etc/hostname; hostname; cat /etc/resolv.conf; echo $$"], 10)
+    out = res.stdout.decode().splitlines()
+    assert out[0] == "web-0" and out[1] == "web-0"
+    assert "nameserver 10.96.0.10" in out and "options ndots:5" in out
+    assert int(out[-1]) > 1  # inside the pod's PID namespace (PID 1 is the pause process)
+    session = await rt.exec(cid, ["sh"], tty=True, stdin=True)
+    await session.write_stdin(b"echo tty-$((40+2))\nexit 7\n")
+    output = b"".join([data async for _stream, data in session.output()])
+    assert b"tty-42" in output
+    assert await session.wait() == 7
+
+
+@needs_root
+@pytest.mark.root
+async def test_pod_ip_reachable_from_host_over_bridge(runtime_factory, tmp_path):
+    rt = runtime_factory(isolate=True)
+    cfg = sandbox(tmp_path, "srv")
+    server = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+              "s.bind(('0.0.0.0', 8080)); s.listen()\nwhile True:\n c,_=s.accept(); c.sendall(socket.gethostname().encode()); c.close()")
+    sid, cid = await start(rt, cfg, ["python3", "-c", server])
+    ip = (await rt.pod_sandbox_status(sid)).ip
+
+    async def fetch() -> bytes:
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(ip, 8080)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            data = await reader.read()
+            writer.close()
+            return data
+
+    assert await asyncio.wait_for(fetch(), 10) == b"srv"
+
+
+@needs_root
+@pytest.mark.root
+async def test_memory_limit_oom_kills_and_removal_leaves_nothing(runtime_factory, tmp_path):
+    rt = runtime_factory(isolate=True)
+    cfg = sandbox(tmp_path, "hog")
+    sid, cid = await start(rt, cfg, ["python3", "-c", "x = bytearray(200 * 1024 * 1024)"],
+                           resources=LinuxResources(memory_limit_in_bytes=50 * 1024 * 1024))
+    status = await asyncio.wait_for(rt.wait_container(cid), 20)
+    assert status.exit_code == 137 and status.reason == "OOMKilled"
+    c2 = await rt.create_container(sid, ContainerConfig(name="bg", image="x", command=["sh", "-c", "sleep 300 & sleep 300"]), cfg)
+    await rt.start_container(c2)
+    pod_cgroup = rt.sandboxes[sid].cgroup
+    pids = rt.cgroups.procs_recursive(pod_cgroup)
+    assert len(pids) >= 3  # pause shim, pause, sh, sleeps
+    await rt.remove_pod_sandbox(sid)
+    assert not any(alive(p) for p in pids)
+    assert not any(os.path.exists(p) for p in rt.cgroups.paths(pod_cgroup))
+    assert socket.gethostname() != "hog"

@@ -1,0 +1,55 @@
+"""EventRecorder writes core/v1 Events and aggregates repeats into count."""
+
+from __future__ import annotations
+
+import pytest
+
+from tinykube.client.events import EventRecorder
+from tinykube.client.fake import serve_fake
+from tinykube.client.rest import Client
+
+EVENTS = "/api/v1/events"
+POD = {"apiVersion": "v1", "kind": "Pod",
+       "metadata": {"name": "web", "namespace": "ns1", "uid": "u1", "resourceVersion": "7"}}
+NODE = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1", "uid": "u2"}}
+
+
+async def test_event_shape_and_aggregation():
+    async with serve_fake() as (fake, url):
+        async with Client(url) as client:
+            rec = EventRecorder(client, "default-scheduler", host="h1")
+            rec.event(POD, "Normal", "Scheduled", "Successfully assigned ns1/web to n1")
+            await rec.close()
+            rec.event(POD, "Warning", "FailedScheduling", "0/1 nodes are available")
+            rec.event(POD, "Warning", "FailedScheduling", "0/1 nodes are available")
+            await rec.close()
+            rec.event(POD, "Warning", "FailedScheduling", "0/1 nodes are available")
+            rec.event(NODE, "Normal", "Starting", "Starting kubelet.")
+            await rec.close()
+    events = {o["reason"]: o for (c, _, _), o in fake.objects.items() if c == EVENTS}
+    scheduled = events["Scheduled"]
+    assert scheduled["metadata"]["namespace"] == "ns1"
+    assert scheduled["metadata"]["name"].startswith("web.")
+    assert scheduled["involvedObject"] == {"kind": "Pod", "apiVersion": "v1", "name": "web",
+                                           "uid": "u1", "namespace": "ns1",
+                                           "resourceVersion": "7"}
+    assert scheduled["source"] == {"component": "default-scheduler", "host": "h1"}
+    assert scheduled["type"] == "Normal" and scheduled["count"] == 1
+    assert scheduled["reportingComponent"] == "default-scheduler"
+    assert scheduled["firstTimestamp"].endswith("Z")
+    assert events["FailedScheduling"]["count"] == 3
+    creates = [r for r in fake.requests if r.method == "POST"]
+    assert len(creates) == 3  # Scheduled, FailedScheduling once, Starting
+    assert events["Starting"]["metadata"]["namespace"] == "default"
+
+
+async def test_bad_type_is_rejected_and_full_queue_drops():
+    client = Client("http://127.0.0.1:9")
+    rec = EventRecorder(client, "c", queue_size=1)
+    with pytest.raises(ValueError):
+        rec.event(POD, "Info", "X", "y")
+    rec.event(POD, "Normal", "A", "1")
+    rec.event(POD, "Normal", "B", "2")
+    assert rec.dropped == 1
+    await rec.close()  # the write fails (nothing listens) and is logged, not raised
+    await client.close()

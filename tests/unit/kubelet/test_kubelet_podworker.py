@@ -1,0 +1,144 @@
+"""The pod worker's state machine against the fake runtime and an in-memory host."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tinykube.kubelet.backoff import Backoff
+from tinykube.kubelet.config import KubeletConfig
+from tinykube.kubelet.env import EnvSources
+from tinykube.kubelet.kubelet import Kubelet
+from tinykube.kubelet.podworker import PodWorker, container_resources
+from tinykube.kubelet.runtime.fake import FakeRuntime
+from tinykube.kubelet.runtime.interface import PodSandboxConfig
+
+
+class Host:
+    """A WorkerHost with no API server: it records statuses and events."""
+
+    def __init__(self, tmp_path) -> None:
+        self.runtime = FakeRuntime(str(tmp_path / "rt"))
+        self.backoff = Backoff(base=10, cap=300)
+        self.node_name, self.host_ip, self.runtime_prefix = "node-1", "127.0.0.1", "tinykube-fake"
+        self.root_dir = str(tmp_path)
+        self.statuses: list[dict] = []
+        self.events: list[tuple[str, str, str]] = []
+        self.deleted: list[str] = []
+
+    def record_event(self, obj, type_, reason, message):
+        self.events.append((type_, reason, message))
+
+    async def fetch(self, resource, namespace, name):
+        return None
+
+    async def request_token(self, namespace, sa, audience, seconds):
+        return "token"
+
+    async def env_sources(self, pod):
+        return EnvSources()
+
+    def sandbox_config(self, pod):
+        return PodSandboxConfig(name=pod["metadata"]["name"], namespace="default", uid=pod["metadata"]["uid"],
+                                log_directory=self.root_dir + "/logs")
+
+    async def push_status(self, pod, status):
+        self.statuses.append(status)
+
+    async def confirm_deletion(self, pod):
+        self.deleted.append(pod["metadata"]["name"])
+
+    def admit(self, pod):
+        return None
+
+    def observe_pod_started(self, pod, seconds): ...
+
+    def observe_probe(self, pod, kind, container, result): ...
+
+    def observe_sync(self, operation, seconds): ...
+
+    def can_isolate(self):
+        return False
+
+
+def make_pod(policy="Always"):
+    return {"metadata": {"name": "p", "namespace": "default", "uid": "uid-1"},
+            "spec": {"restartPolicy": policy, "containers": [{"name": "c", "image": "x", "command": ["x"]}]}}
+
+
+def state(status):
+    return status["containerStatuses"][0]["state"]
+
+
+async def test_crash_loop_back_off_sequence(tmp_path):
+    host = Host(tmp_path)
+    worker = PodWorker(host, make_pod())
+    await worker.sync()
+    assert host.statuses[-1]["phase"] == "Running"
+    cid = worker.records["c"].current.id
+    host.runtime.inject_exit(cid, 1)
+    await worker.sync()  # first crash: restarted at once
+    rec = worker.records["c"]
+    assert rec.restart_count == 1 and "running" in state(host.statuses[-1])
+    host.runtime.inject_exit(rec.current.id, 1)
+    delay = await worker.sync()  # second crash: 10 s back-off
+    status = host.statuses[-1]
+    waiting = state(status)["waiting"]
+    assert waiting["reason"] == "CrashLoopBackOff"
+    assert waiting["message"] == "back-off 10s restarting failed container=c pod=p_default(uid-1)"
+    assert status["containerStatuses"][0]["lastState"]["terminated"]["exitCode"] == 1
+    assert 9 < delay <= 10.1
+    assert ("Warning", "BackOff", "Back-off restarting failed container c in pod p_default(uid-1)") in host.events
+    # once the back-off passed the container restarts and the next wait doubles
+    entry = host.backoff.entries["uid-1/c"]
+    rec.current.finished_at -= 11
+    await worker.sync()
+    assert rec.restart_count == 2 and "running" in state(host.statuses[-1])
+    assert entry.backoff == 20
+
+
+async def test_restart_policy_never_ends_in_failed_and_stops(tmp_path):
+    host = Host(tmp_path)
+    worker = PodWorker(host, make_pod("Never"))
+    await worker.sync()
+    host.runtime.inject_exit(worker.records["c"].current.id, 2)
+    await worker.sync()
+    assert host.statuses[-1]["phase"] == "Failed"
+    assert worker.phase == "Failed"
+    await worker.sync()  # terminal: the sandbox is stopped, nothing restarts
+    assert worker.records["c"].restart_count == 0
+
+
+async def test_termination_confirms_deletion(tmp_path):
+    host = Host(tmp_path)
+    pod = make_pod()
+    worker = PodWorker(host, pod)
+    worker.start()
+    while not host.statuses or host.statuses[-1]["phase"] != "Running":
+        await asyncio.sleep(0.01)
+    worker.update({**pod, "metadata": {**pod["metadata"], "deletionTimestamp": "2024-01-01T00:00:00Z",
+                                       "deletionGracePeriodSeconds": 1}})
+    await asyncio.wait_for(worker.finished.wait(), 5)
+    assert host.deleted == ["p"]
+    assert ("Normal", "Killing", "Stopping container c") in host.events
+    assert host.runtime.sandboxes == {}
+
+
+def test_container_resources_from_limits():
+    res = container_resources({"resources": {"limits": {"cpu": "250m", "memory": "64Mi"}}})
+    assert res.cpu_quota == 25000 and res.cpu_period == 100000
+    assert res.memory_limit_in_bytes == 64 * 1024 * 1024
+    assert res.cpu_shares == 256
+
+
+def test_dns_policies(tmp_path):
+    k = Kubelet(KubeletConfig(node_name="n", runtime="fake", root_dir=str(tmp_path), cluster_dns=["10.96.0.10"]))
+    pod = {"metadata": {"name": "p", "namespace": "shop", "uid": "u"}, "spec": {"containers": []}}
+    assert k.dns_config(pod) == (["10.96.0.10"], ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+                                 ["ndots:5"])
+    host_net = {**pod, "spec": {"hostNetwork": True, "containers": []}}
+    assert k.dns_config(host_net)[0] != ["10.96.0.10"] or not k.dns_config(host_net)[1]
+    with_host_net = {**pod, "spec": {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet", "containers": []}}
+    assert k.dns_config(with_host_net)[0] == ["10.96.0.10"]
+    custom = {**pod, "spec": {"dnsPolicy": "None", "containers": [], "dnsConfig": {
+        "nameservers": ["1.2.3.4"], "searches": ["example.com"], "options": [{"name": "ndots", "value": "2"}]}}}
+    assert k.dns_config(custom) == (["1.2.3.4"], ["example.com"], ["ndots:2"])

@@ -1,0 +1,89 @@
+"""The per-request context the REST handlers share: who, what, where, and how to answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from tinykube.api import errors
+from tinykube.api.kinds import ResourceInfo
+from tinykube.apiserver.objects import Objects
+from tinykube.apiserver.registry import strategy_for
+from tinykube.apiserver.registry.base import Strategy
+from tinykube.apiserver.request import RequestInfo
+from tinykube.apiserver.responses import Format, negotiate
+
+if TYPE_CHECKING:
+    from tinykube.apiserver.server import APIServer
+
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+
+
+@dataclass
+class Context:
+    server: "APIServer"
+    request: web.Request
+    info: RequestInfo
+    resource: ResourceInfo
+    strategy: Strategy
+    namespace: str
+    name: str
+    subresource: str
+    fmt: Format
+
+    @classmethod
+    def build(cls, server: "APIServer", request: web.Request, resource: ResourceInfo) -> "Context":
+        info: RequestInfo = request["request_info"]
+        return cls(server, request, info, resource, strategy_for(resource),
+                   info.namespace if resource.namespaced else "", info.name, info.subresource,
+                   negotiate(request.headers.get("Accept")))
+
+    @property
+    def objects(self) -> Objects:
+        return Objects(self.server.store, self.resource)
+
+    @property
+    def query(self):
+        return self.request.query
+
+    @property
+    def dry_run(self) -> bool:
+        values = self.request.query.getall("dryRun", [])
+        for value in values:
+            if value != "All":
+                raise errors.bad_request(
+                    f'dryRun: Unsupported value: "{value}": supported values: "All"')
+        return bool(values)
+
+    @property
+    def field_manager(self) -> str:
+        return self.request.query.get("fieldManager") or _manager_from_agent(self.info.user_agent)
+
+    @property
+    def field_validation(self) -> str:
+        value = self.request.query.get("fieldValidation", "")
+        if not value:
+            return "Warn"
+        if value not in FIELD_VALIDATION:
+            raise errors.bad_request(f"fieldValidation parameter unsupported: {value}")
+        return value
+
+    @property
+    def max_body(self) -> int:
+        return self.server.config.max_request_bytes
+
+    def int_param(self, name: str) -> int | None:
+        raw = self.request.query.get(name)
+        if raw in (None, ""):
+            return None
+        try:
+            return int(raw)
+        except ValueError:
+            raise errors.bad_request(f'invalid value for {name}: "{raw}"') from None
+
+
+def _manager_from_agent(user_agent: str) -> str:
+    """Upstream's default field manager: the user agent up to the first '/'."""
+    return (user_agent.split("/", 1)[0] or "unknown")[:128]

@@ -1,0 +1,181 @@
+"""EventRecorder: core/v1 Events about objects, written off the caller's path.
+
+``event()`` never blocks and never raises: it drops the Event into a bounded queue that one
+owned background task drains. Repeats of an identical Event (same object, type, reason,
+message and source, as upstream's EventCorrelator keys them) are not re-created: the task
+PATCHes the existing Event's ``count`` and ``lastTimestamp``. When the queue is full new
+Events are dropped with a warning, as client-go's broadcaster does. ``close()`` flushes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from tinykube.api import meta
+from tinykube.api.errors import ApiError
+from tinykube.client.rest import Client
+
+log = logging.getLogger(__name__)
+
+NORMAL = "Normal"
+WARNING = "Warning"
+QUEUE_SIZE = 1000
+BATCH = 64  # events written concurrently per round
+MAX_TRACKED = 4096  # aggregation cache size (upstream's LRU holds 4096 too)
+
+Object = dict[str, Any]
+EventKey = tuple[str, ...]
+
+
+@dataclass
+class _Pending:
+    key: EventKey
+    event: Object
+    repeats: int = 1
+
+
+@dataclass
+class _Written:
+    namespace: str
+    name: str
+    count: int
+
+
+def involved_object(obj: Object) -> Object:
+    """The ObjectReference an Event points at."""
+    ref: Object = {"kind": obj.get("kind", ""), "apiVersion": obj.get("apiVersion", ""),
+                   "name": meta.name(obj), "uid": meta.uid(obj)}
+    if meta.namespace(obj):
+        ref["namespace"] = meta.namespace(obj)
+    if meta.resource_version(obj):
+        ref["resourceVersion"] = meta.resource_version(obj)
+    return ref
+
+
+def event_key(event: Object) -> EventKey:
+    """What makes two Events "the same" for aggregation (upstream's getEventKey)."""
+    ref = event["involvedObject"]
+    src = event["source"]
+    return (src.get("component", ""), src.get("host", ""), ref.get("kind", ""),
+            ref.get("namespace", ""), ref.get("name", ""), ref.get("fieldPath", ""),
+            ref.get("uid", ""), ref.get("apiVersion", ""), event["type"], event["reason"],
+            event["message"])
+
+
+def build_event(obj: Object, type_: str, reason: str, message: str, component: str,
+                host: str) -> Object:
+    """A new core/v1 Event; cluster-scoped objects get their Events in ``default``."""
+    ref = involved_object(obj)
+    stamp = meta.now()
+    source: Object = {"component": component}
+    if host:
+        source["host"] = host
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": f"{ref['name']}.{time.time_ns():x}",
+                     "namespace": ref.get("namespace") or "default"},
+        "involvedObject": ref,
+        "reason": reason,
+        "message": message,
+        "source": source,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+        "type": type_,
+        "eventTime": None,
+        "reportingComponent": component,
+        "reportingInstance": host,
+    }
+
+
+class EventRecorder:
+    """Record Events for one component; call ``close()`` to flush and stop."""
+
+    def __init__(self, client: Client, component: str, host: str | None = None,
+                 queue_size: int = QUEUE_SIZE) -> None:
+        self.events = client.resource("events")
+        self.component = component
+        self.host = host if host is not None else socket.gethostname()
+        self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(queue_size)
+        self._written: dict[EventKey, _Written] = {}
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def event(self, obj: Object, type: str, reason: str, message: str) -> None:  # noqa: A002
+        """Queue an Event about ``obj`` (type Normal or Warning); never blocks."""
+        if type not in (NORMAL, WARNING):
+            raise ValueError(f"event type must be Normal or Warning, not {type!r}")
+        ev = build_event(obj, type, reason, message, self.component, self.host)
+        try:
+            self._queue.put_nowait(_Pending(event_key(ev), ev))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.warning("event queue full, dropping event %s %s: %s", reason,
+                        meta.key(obj), message)
+            return
+        if self._task is None:
+            self._task = asyncio.create_task(self._drain(), name=f"events-{self.component}")
+
+    async def close(self) -> None:
+        """Write every queued Event, then stop the writer."""
+        if self._task is None:
+            return
+        await self._queue.put(None)
+        await self._task
+        self._task = None
+
+    async def _drain(self) -> None:
+        while True:
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            stop = None in batch
+            merged: dict[EventKey, _Pending] = {}
+            for item in batch:
+                if item is None:
+                    continue
+                if item.key in merged:
+                    merged[item.key].repeats += 1
+                    merged[item.key].event["lastTimestamp"] = item.event["lastTimestamp"]
+                else:
+                    merged[item.key] = item
+            await asyncio.gather(*(self._write(p) for p in merged.values()))
+            if stop:
+                return
+
+    async def _write(self, pending: _Pending) -> None:
+        try:
+            written = self._written.get(pending.key)
+            if written is not None:
+                try:
+                    await self._bump(written, pending)
+                    return
+                except ApiError as exc:
+                    if exc.code != 404:  # the old Event expired: create a fresh one
+                        raise
+            pending.event["count"] = pending.repeats
+            created = await self.events.create(pending.event,
+                                               namespace=pending.event["metadata"]["namespace"])
+            self._remember(pending.key, _Written(meta.namespace(created), meta.name(created),
+                                                 pending.repeats))
+        except (ApiError, ConnectionError, asyncio.TimeoutError) as exc:
+            log.warning("could not write event %s (%s): %s", pending.event["reason"],
+                        pending.event["message"], exc)
+
+    async def _bump(self, written: _Written, pending: _Pending) -> None:
+        count = written.count + pending.repeats
+        await self.events.patch(
+            written.name, {"count": count, "lastTimestamp": pending.event["lastTimestamp"]},
+            namespace=written.namespace, patch_type="merge")
+        written.count = count
+
+    def _remember(self, key: EventKey, written: _Written) -> None:
+        if len(self._written) >= MAX_TRACKED:
+            self._written.pop(next(iter(self._written)))
+        self._written[key] = written

@@ -1,0 +1,113 @@
+"""The registry of controllers, keyed by the names of kube-controller-manager's --controllers.
+
+``CONTROLLERS`` maps each upstream name (``replicaset-controller``, ...) to a factory
+taking a ``ControllerContext``. The short names older releases used (``replicaset``,
+``garbagecollector``, ...) are accepted as aliases, as upstream still does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tinykube.controllers.cronjob import new_cronjob_controller
+from tinykube.controllers.daemonset import new_daemonset_controller
+from tinykube.controllers.deployment import new_deployment_controller
+from tinykube.controllers.endpoints import new_endpoints_controller
+from tinykube.controllers.endpointslice import new_endpointslice_controller
+from tinykube.controllers.garbagecollector import new_garbage_collector
+from tinykube.controllers.job import new_job_controller
+from tinykube.controllers.namespace import new_namespace_controller
+from tinykube.controllers.nodeipam import new_node_ipam_controller
+from tinykube.controllers.nodelifecycle import new_node_lifecycle_controller
+from tinykube.controllers.persistentvolume import new_persistentvolume_controller
+from tinykube.controllers.podgc import new_podgc_controller
+from tinykube.controllers.replicaset import (new_replicaset_controller,
+                                             new_replicationcontroller_controller)
+from tinykube.controllers.resourcequota import new_resourcequota_controller
+from tinykube.controllers.rootcacertpublisher import new_root_ca_cert_publisher
+from tinykube.controllers.statefulset import new_statefulset_controller
+from tinykube.controllers.serviceaccount import new_serviceaccount_controller
+from tinykube.controllers.tainteviction import new_taint_eviction_controller
+from tinykube.controllers.ttlafterfinished import new_ttl_after_finished_controller
+
+Factory = Callable[[Any], Any]
+
+CONTROLLERS: dict[str, Factory] = {
+    "replicaset-controller": new_replicaset_controller,
+    "replicationcontroller-controller": new_replicationcontroller_controller,
+    "deployment-controller": new_deployment_controller,
+    "garbage-collector-controller": new_garbage_collector,
+    "namespace-controller": new_namespace_controller,
+    "serviceaccount-controller": new_serviceaccount_controller,
+    "root-ca-certificate-publisher-controller": new_root_ca_cert_publisher,
+    "endpoints-controller": new_endpoints_controller,
+    "endpointslice-controller": new_endpointslice_controller,
+    "node-lifecycle-controller": new_node_lifecycle_controller,
+    "taint-eviction-controller": new_taint_eviction_controller,
+    "node-ipam-controller": new_node_ipam_controller,
+    "pod-garbage-collector-controller": new_podgc_controller,
+    "job-controller": new_job_controller,
+    "ttl-after-finished-controller": new_ttl_after_finished_controller,
+    "cronjob-controller": new_cronjob_controller,
+    "daemonset-controller": new_daemonset_controller,
+    "statefulset-controller": new_statefulset_controller,
+    "resourcequota-controller": new_resourcequota_controller,
+    "persistentvolume-binder-controller": new_persistentvolume_controller,
+}
+
+ALIASES: dict[str, str] = {
+    "replicaset": "replicaset-controller",
+    "replicationcontroller": "replicationcontroller-controller",
+    "deployment": "deployment-controller",
+    "garbagecollector": "garbage-collector-controller",
+    "namespace": "namespace-controller",
+    "serviceaccount": "serviceaccount-controller",
+    "root-ca-cert-publisher": "root-ca-certificate-publisher-controller",
+    "endpoint": "endpoints-controller",
+    "endpointslice": "endpointslice-controller",
+    "nodelifecycle": "node-lifecycle-controller",
+    "nodeipam": "node-ipam-controller",
+    "podgc": "pod-garbage-collector-controller",
+    "job": "job-controller",
+    "cronjob": "cronjob-controller",
+    "daemonset": "daemonset-controller",
+    "statefulset": "statefulset-controller",
+    "resourcequota": "resourcequota-controller",
+    "persistentvolume-binder": "persistentvolume-binder-controller",
+    "ttl-after-finished": "ttl-after-finished-controller",
+    "taint-eviction": "taint-eviction-controller",
+}
+
+# Controllers off unless named explicitly (upstream keeps a few such).
+DISABLED_BY_DEFAULT: set[str] = set()
+
+
+def canonical(name: str) -> str:
+    return ALIASES.get(name, name)
+
+
+def enabled_controllers(spec: list[str]) -> dict[str, Factory]:
+    """Resolve a --controllers list: ``*`` all defaults, ``foo`` enables, ``-foo`` disables.
+
+    Raises ValueError naming the first unknown controller, as upstream rejects them.
+    """
+    enabled: set[str] = set()
+    disabled: set[str] = set()
+    star = False
+    for raw in spec:
+        item = raw.strip()
+        if not item:
+            continue
+        if item == "*":
+            star = True
+            continue
+        negate = item.startswith("-")
+        name = canonical(item[1:] if negate else item)
+        if name not in CONTROLLERS:
+            raise ValueError(f'"{item}" is not in the list of known controllers')
+        (disabled if negate else enabled).add(name)
+    chosen = enabled | ({n for n in CONTROLLERS if n not in DISABLED_BY_DEFAULT} if star
+                        else set())
+    return {name: CONTROLLERS[name] for name in CONTROLLERS
+            if name in chosen and name not in disabled}

@@ -1,0 +1,185 @@
+"""cgroupfs management for pods and containers, for cgroup v1 and v2 hosts.
+
+Layout (cgroupfs driver): ``<mount>/<controller>/<parent>/pod<uid>/<container-id>`` on v1,
+``<mount>/<parent>/pod<uid>/<container-id>`` on v2. The pod cgroup carries the pod-wide
+limits (pids limit, summed memory limit); the container cgroup carries the container's own
+cpu quota and memory limit, so an out-of-memory kill can be attributed to one container.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from dataclasses import dataclass
+
+from tinykube.kubelet.runtime.interface import LinuxResources
+
+log = logging.getLogger(__name__)
+
+CGROUP_MOUNT = "/sys/fs/cgroup"
+V1_CONTROLLERS = ("cpu", "memory", "pids")
+
+
+def detect_version(mount: str = CGROUP_MOUNT) -> int:
+    """2 when ``mount`` is a unified (cgroup2) hierarchy, else 1."""
+    return 2 if os.path.exists(os.path.join(mount, "cgroup.controllers")) else 1
+
+
+@dataclass
+class CgroupManager:
+    """Creates, limits, kills and removes cgroups below ``parent`` (e.g. ``tinykube/node1``)."""
+
+    parent: str
+    mount: str = CGROUP_MOUNT
+    version: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.version:
+            self.version = detect_version(self.mount)
+
+    @property
+    def usable(self) -> bool:
+        if self.version == 2:
+            return os.access(self.mount, os.W_OK)
+        return all(os.access(os.path.join(self.mount, c), os.W_OK) for c in V1_CONTROLLERS)
+
+    def paths(self, rel: str) -> list[str]:
+        """The directories of cgroup ``rel`` (one per controller on v1)."""
+        if self.version == 2:
+            return [os.path.join(self.mount, self.parent, rel)]
+        return [os.path.join(self.mount, c, self.parent, rel) for c in V1_CONTROLLERS]
+
+    def _controller_path(self, controller: str, rel: str) -> str:
+        if self.version == 2:
+            return os.path.join(self.mount, self.parent, rel)
+        return os.path.join(self.mount, controller, self.parent, rel)
+
+    def create(self, rel: str, res: LinuxResources) -> list[str]:
+        """Create cgroup ``rel`` with the given limits; returns the paths to join."""
+        if self.version == 2:
+            self._enable_v2_controllers(rel)
+        for path in self.paths(rel):
+            os.makedirs(path, exist_ok=True)
+        self.apply(rel, res)
+        return self.paths(rel)
+
+    def _enable_v2_controllers(self, rel: str) -> None:
+        parts = [p for p in os.path.join(self.parent, rel).split("/") if p]
+        cur = self.mount
+        for part in parts:
+            control = os.path.join(cur, "cgroup.subtree_control")
+            try:
+                with open(control, "w") as f:
+                    f.write("+cpu +memory +pids")
+            except OSError as exc:
+                log.debug("enabling controllers in %s: %s", cur, exc)
+            cur = os.path.join(cur, part)
+            os.makedirs(cur, exist_ok=True)
+
+    def apply(self, rel: str, res: LinuxResources) -> None:
+        if self.version == 2:
+            base = self._controller_path("", rel)
+            if res.cpu_quota > 0:
+                _write(base, "cpu.max", f"{res.cpu_quota} {res.cpu_period or 100000}")
+            if res.memory_limit_in_bytes > 0:
+                _write(base, "memory.max", str(res.memory_limit_in_bytes))
+                _write(base, "memory.swap.max", "0", optional=True)
+            if res.pids_limit > 0:
+                _write(base, "pids.max", str(res.pids_limit))
+            return
+        cpu = self._controller_path("cpu", rel)
+        if res.cpu_quota > 0:
+            _write(cpu, "cpu.cfs_period_us", str(res.cpu_period or 100000))
+            _write(cpu, "cpu.cfs_quota_us", str(res.cpu_quota))
+        if res.cpu_shares > 0:
+            _write(cpu, "cpu.shares", str(res.cpu_shares))
+        mem = self._controller_path("memory", rel)
+        if res.memory_limit_in_bytes > 0:
+            _write(mem, "memory.limit_in_bytes", str(res.memory_limit_in_bytes))
+            _write(mem, "memory.memsw.limit_in_bytes", str(res.memory_limit_in_bytes), optional=True)
+        if res.pids_limit > 0:
+            _write(self._controller_path("pids", rel), "pids.max", str(res.pids_limit))
+
+    def procs(self, rel: str) -> list[int]:
+        path = self._controller_path("pids" if self.version == 1 else "", rel)
+        return _read_pids(os.path.join(path, "cgroup.procs"))
+
+    def kill_all(self, rel: str, attempts: int = 50) -> None:
+        """SIGKILL every process in the cgroup (and below), repeating until none is left."""
+        if self.version == 2 and os.path.exists(os.path.join(self._controller_path("", rel), "cgroup.kill")):
+            _write(self._controller_path("", rel), "cgroup.kill", "1", optional=True)
+        for _ in range(attempts):
+            pids = self.procs_recursive(rel)
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+    def procs_recursive(self, rel: str) -> list[int]:
+        base = self._controller_path("pids" if self.version == 1 else "", rel)
+        pids: list[int] = []
+        for dirpath, _dirs, files in os.walk(base):
+            if "cgroup.procs" in files:
+                pids.extend(_read_pids(os.path.join(dirpath, "cgroup.procs")))
+        return pids
+
+    def children(self, rel: str) -> list[str]:
+        """The child cgroups of ``rel`` (relative names)."""
+        base = self._controller_path("pids" if self.version == 1 else "", rel)
+        try:
+            return [os.path.join(rel, d) if rel else d for d in sorted(os.listdir(base))
+                    if os.path.isdir(os.path.join(base, d))]
+        except FileNotFoundError:
+            return []
+
+    def oom_killed(self, rel: str) -> bool:
+        """Whether the kernel OOM-killed a process of this cgroup."""
+        if self.version == 2:
+            text = _read(self._controller_path("", rel), "memory.events")
+        else:
+            text = _read(self._controller_path("memory", rel), "memory.oom_control")
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                return True
+        return False
+
+    def remove(self, rel: str) -> None:
+        """Remove the cgroup tree ``rel`` (deepest first); it must be empty of processes."""
+        for top in self.paths(rel):
+            if not os.path.isdir(top):
+                continue
+            for dirpath, _dirs, _files in sorted(os.walk(top), key=lambda t: -len(t[0])):
+                try:
+                    os.rmdir(dirpath)
+                except OSError as exc:
+                    log.warning("removing cgroup %s: %s", dirpath, exc)
+
+
+def _write(directory: str, name: str, value: str, optional: bool = False) -> None:
+    try:
+        with open(os.path.join(directory, name), "w") as f:
+            f.write(value)
+    except OSError:
+        if not optional:
+            raise
+
+
+def _read(directory: str, name: str) -> str:
+    try:
+        with open(os.path.join(directory, name)) as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _read_pids(path: str) -> list[int]:
+    try:
+        with open(path) as f:
+            return [int(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        return []

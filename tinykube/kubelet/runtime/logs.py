@@ -1,0 +1,128 @@
+"""Reading CRI-format container logs (``<RFC3339Nano> <stream> <P|F> <content>``).
+
+The kubelet serves ``/containerLogs`` from these files with the options of
+``PodLogOptions``: tailLines, sinceSeconds/sinceTime, timestamps, limitBytes and follow.
+Following waits on inotify (as upstream's fsnotify does) for the file to grow and stops
+once the container has exited and the file is read to its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import AsyncIterator, Callable
+
+from tinykube.kubelet.inotify import Inotify
+
+
+
+@dataclass
+class LogOptions:
+    follow: bool = False
+    tail_lines: int | None = None
+    since_time: float | None = None  # Unix seconds
+    timestamps: bool = False
+    limit_bytes: int | None = None
+
+
+@dataclass
+class LogRecord:
+    timestamp: str
+    stream: str
+    partial: bool
+    content: bytes
+
+    @property
+    def time(self) -> float:
+        return parse_rfc3339nano(self.timestamp)
+
+
+def parse_line(line: bytes) -> LogRecord | None:
+    """Parse one CRI log line (without its newline); None for malformed lines."""
+    parts = line.split(b" ", 3)
+    if len(parts) < 3:
+        return None
+    ts, stream, tag = parts[0], parts[1], parts[2]
+    content = parts[3] if len(parts) > 3 else b""
+    return LogRecord(ts.decode(errors="replace"), stream.decode(errors="replace"), tag == b"P", content)
+
+
+def parse_rfc3339nano(value: str) -> float:
+    main, _, frac = value.rstrip("Z").partition(".")
+    base = datetime.strptime(main, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    return base + (float("0." + frac) if frac else 0.0)
+
+
+def render(rec: LogRecord, timestamps: bool) -> bytes:
+    body = rec.content + (b"" if rec.partial else b"\n")
+    return (rec.timestamp.encode() + b" " + body) if timestamps else body
+
+
+def select_records(lines: list[bytes], opts: LogOptions) -> list[LogRecord]:
+    records = [r for r in (parse_line(line) for line in lines) if r is not None]
+    if opts.since_time is not None:
+        records = [r for r in records if r.time >= opts.since_time]
+    if opts.tail_lines is not None:
+        # count whole lines: a run of partial records ends with a full one
+        full = [i for i, r in enumerate(records) if not r.partial]
+        if opts.tail_lines <= 0:
+            return []
+        if len(full) > opts.tail_lines:
+            start = full[-opts.tail_lines - 1] + 1
+            records = records[start:]
+    return records
+
+
+async def read_log(path: str, opts: LogOptions, exited: Callable[[], asyncio.Event] | None = None) -> AsyncIterator[bytes]:
+    """Yield the log's content per ``opts``; with ``follow`` keep yielding until exit."""
+    budget = opts.limit_bytes
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return
+    lines = data.split(b"\n")
+    rest = lines.pop()  # an incomplete last line is read again when following
+    offset = len(data) - len(rest)
+    for rec in select_records(lines, opts):
+        chunk = render(rec, opts.timestamps)
+        if budget is not None:
+            chunk = chunk[:budget]
+            budget -= len(chunk)
+        if chunk:
+            yield chunk
+        if budget is not None and budget <= 0:
+            return
+    if not opts.follow or exited is None:
+        return
+    stop = exited()
+    watch = Inotify(path)
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            pending = b""
+            while True:
+                data = f.read()
+                if data:
+                    pending += data
+                    *complete, pending = pending.split(b"\n")
+                    for line in complete:
+                        rec = parse_line(line)
+                        if rec is None:
+                            continue
+                        chunk = render(rec, opts.timestamps)
+                        if budget is not None:
+                            chunk = chunk[:budget]
+                            budget -= len(chunk)
+                        yield chunk
+                        if budget is not None and budget <= 0:
+                            return
+                    continue
+                if stop.is_set():
+                    return
+                await watch.wait(stop)
+    finally:
+        watch.close()
+
+

@@ -1,0 +1,608 @@
+"""The ``process`` runtime: containers are host processes, isolated as far as the host allows.
+
+Images are recorded, never pulled: a container runs its ``command``/``args`` from the host's
+filesystem. As root on Linux every pod gets what a container runtime would give it: a
+network namespace on the node bridge, its own UTS, IPC and PID namespaces (a pause process
+is PID 1, so killing it kills everything in the pod), a private mount namespace per
+container holding /etc/hosts, /etc/hostname, /etc/resolv.conf and the volumes, and
+cgroup limits. Without root, pods share the host network and containers are process groups.
+Every sandbox, container and exec runs under a small shim (see ``shim.py``).
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import hashlib
+import marshal
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+
+from tinykube.kubelet.runtime import dnsfiles
+from tinykube.kubelet.runtime.cgroups import CgroupManager
+from tinykube.kubelet.runtime.interface import (
+    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, ImageSpec,
+    PodSandboxConfig, PodSandboxStatus, SandboxState,
+)
+from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
+
+log = logging.getLogger(__name__)
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+# Containers run host binaries, so the kubelet's interpreter directory comes first: `python3`
+# and `tinykube` in a command resolve to the installation the kubelet runs from.
+DEFAULT_PATH = os.path.dirname(sys.executable) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+NO_COMMAND = "the process runtime needs spec.containers[].command: image entrypoints are not available"
+
+
+def can_isolate() -> bool:
+    """Namespaces, mounts and cgroups need root on Linux."""
+    return sys.platform.startswith("linux") and os.geteuid() == 0
+
+
+@dataclass
+class Sandbox:
+    id: str
+    config: PodSandboxConfig
+    dir: str
+    created_at: float
+    state: SandboxState = SandboxState.SANDBOX_READY
+    ip: str = ""
+    netns: str = ""
+    pid: int = 0
+    shim: "ShimHandle | None" = None
+    cgroup: str = ""
+
+    def ns_path(self, kind: str) -> str:
+        return f"/proc/{self.pid}/ns/{kind}" if self.pid else ""
+
+
+@dataclass
+class Container:
+    id: str
+    sandbox_id: str
+    config: ContainerConfig
+    log_path: str
+    created_at: float
+    state: ContainerState = ContainerState.CONTAINER_CREATED
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    pid: int = 0
+    shim: "ShimHandle | None" = None
+    reaper: asyncio.Task | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    cgroup: str = ""
+
+    def status(self) -> ContainerStatus:
+        return ContainerStatus(
+            id=self.id, name=self.config.name, attempt=self.config.attempt, state=self.state,
+            image=self.config.image, image_ref=image_id(self.config.image),
+            created_at=self.created_at, started_at=self.started_at,
+            finished_at=self.finished_at, exit_code=self.exit_code, reason=self.reason,
+            message=self.message, log_path=self.log_path, pid=self.pid, sandbox_id=self.sandbox_id)
+
+
+class ShimHandle:
+    """One shim forked by the zygote: its report pipe tells when it started and how it ended."""
+
+    def __init__(self, reader: asyncio.StreamReader, transport: asyncio.ReadTransport,
+                 command_fd: int | None = None) -> None:
+        self.reader = reader
+        self.transport = transport
+        self.command_fd = command_fd
+        self.returncode: int | None = None
+        self._done: asyncio.Future[int] | None = None
+
+    def send_command(self, line: str) -> None:
+        """Write one line to the shim's command pipe (then closed: one command per shim)."""
+        assert self.command_fd is not None
+        try:
+            os.write(self.command_fd, line.encode() + b"\n")
+        finally:
+            os.close(self.command_fd)
+            self.command_fd = None
+
+    async def first_report(self) -> dict:
+        line = (await self.reader.readline()).decode(errors="replace").rstrip("\n")
+        kind, _, value = line.partition(" ")
+        if kind == "pid" and value.isdigit():
+            return {"pid": int(value)}
+        if kind == "netok":
+            return {"netok": value}
+        if kind == "error":
+            return {"error": value}
+        if kind == "exit":
+            self._finish(int(value) if value.lstrip("-").isdigit() else 128)
+        else:
+            await self.wait()
+        return {"error": f"shim exited with code {self.returncode}"}
+
+    def _finish(self, code: int) -> None:
+        self.returncode = code
+        self.transport.close()
+
+    async def wait(self) -> int:
+        """The workload's exit code once the shim is gone (137 if the shim was killed)."""
+        if self.returncode is not None:
+            return self.returncode
+        if self._done is None:
+            self._done = asyncio.ensure_future(self._read_to_end())
+        return await asyncio.shield(self._done)
+
+    async def _read_to_end(self) -> int:
+        code = 137
+        while line := await self.reader.readline():
+            kind, _, value = line.decode(errors="replace").rstrip("\n").partition(" ")
+            if kind == "exit" and value.lstrip("-").isdigit():
+                code = int(value)
+        self._finish(code)
+        return code
+
+
+class Zygote:
+    """The shim fork server (``shim.py --zygote``): forking a warm interpreter costs far less
+    than starting one per sandbox and container. Started on first use, stopped by close()."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> socket.socket:
+        async with self._lock:
+            if self.proc is None or self.proc.returncode is not None or self.sock is None:
+                if self.sock is not None:
+                    self.sock.close()
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                try:
+                    self.proc = await asyncio.create_subprocess_exec(
+                        sys.executable, "-S", SHIM, "--zygote", str(theirs.fileno()),
+                        pass_fds=[theirs.fileno()], stdin=asyncio.subprocess.DEVNULL)
+                finally:
+                    theirs.close()
+                self.sock = ours
+            return self.sock
+
+    async def spawn(self, spec: dict, *, command_pipe: bool = False) -> ShimHandle:
+        """Fork a shim for ``spec``; with ``command_pipe`` it also gets a pipe to read one
+        command from (the sandbox waits on it for its network configuration)."""
+        sock = await self._ensure()
+        read_fd, write_fd = os.pipe()
+        cmd_read, cmd_write = os.pipe() if command_pipe else (None, None)
+        passed = [write_fd] + ([cmd_read] if cmd_read is not None else [])
+        try:
+            sock.sendmsg([marshal.dumps(spec)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", passed))])
+        except OSError:
+            os.close(read_fd)
+            if cmd_write is not None:
+                os.close(cmd_write)
+            raise
+        finally:
+            for fd in passed:
+                os.close(fd)
+        reader = asyncio.StreamReader()
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
+        return ShimHandle(reader, transport, cmd_write)
+
+    async def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()  # the zygote reads end-of-file and exits
+            self.sock = None
+        if self.proc is not None:
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+            self.proc = None
+
+
+def image_id(image: str) -> str:
+    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+class ProcessRuntime:
+    """RuntimeService and ImageService over host processes."""
+
+    name = "tinykube-process"
+    version = "0.1.0"
+
+    def __init__(self, root_dir: str, *, pod_cidr: str = "10.244.0.0/24", bridge: str = "tkb0",
+                 cgroup_parent: str = "tinykube", isolate: bool | None = None,
+                 service_cidr: str = "10.96.0.0/12") -> None:
+        self.root_dir = root_dir
+        self.isolate = can_isolate() if isolate is None else isolate
+        self.network = PodNetwork(bridge, pod_cidr, service_cidr)
+        self.cgroups = CgroupManager(cgroup_parent)
+        self.use_cgroups = self.isolate and self.cgroups.usable
+        self.sandboxes: dict[str, Sandbox] = {}
+        self.containers: dict[str, Container] = {}
+        self.images: dict[str, Image] = {}
+        self.zygote = Zygote()
+        os.makedirs(os.path.join(root_dir, "runtime"), exist_ok=True)
+
+    async def recover(self) -> None:
+        """Remove what a previous kubelet on this root dir left behind (it was killed; its
+        pods died with it, but namespaces, cgroups and addresses outlive processes). Only
+        sandboxes recorded under this root dir are touched: other kubelets on the host keep
+        theirs."""
+        rdir = os.path.join(self.root_dir, "runtime")
+        for name in os.listdir(rdir):
+            path = os.path.join(rdir, name)
+            if name.startswith("sandbox-") and name.endswith(".spec"):
+                sid = name[len("sandbox-"):-len(".spec")]
+                try:
+                    with open(path, "rb") as f:
+                        spec = marshal.load(f)
+                except (OSError, ValueError, EOFError):
+                    spec = {}
+                if self.isolate and spec.get("netns"):
+                    await self.network.teardown(sid, "")
+                cgroup = spec.get("cgroup_name", "")
+                if cgroup and self.use_cgroups:
+                    self.cgroups.kill_all(cgroup)
+                    self.cgroups.remove(cgroup)
+            _unlink(path)
+        shutil.rmtree(os.path.join(self.root_dir, "sandboxes"), ignore_errors=True)
+
+    # -- identity ------------------------------------------------------------------------
+    async def version_info(self) -> dict[str, str]:
+        return {"runtimeName": self.name, "runtimeVersion": self.version, "runtimeApiVersion": "v1"}
+
+    def set_pod_cidr(self, cidr: str) -> None:
+        """Adopt the node's podCIDR before the first pod starts."""
+        if not self.sandboxes and cidr != self.network.pod_cidr:
+            self.network = PodNetwork(self.network.bridge, cidr, self.network.service_cidr)
+
+    # -- shims ---------------------------------------------------------------------------
+    def _write_spec(self, name: str, spec: dict) -> str:
+        path = os.path.join(self.root_dir, "runtime", f"{name}.spec")
+        with open(path, "wb") as f:
+            marshal.dump(spec, f)
+        return path
+
+    async def _spawn_shim(self, name: str, spec: dict) -> tuple[ShimHandle, dict]:
+        """Fork a shim and read its first report: {"pid": N} or {"error": message}."""
+        handle = await self.zygote.spawn(spec)
+        return handle, await handle.first_report()
+
+    # -- sandboxes -----------------------------------------------------------------------
+    async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
+        sid = secrets.token_hex(16)
+        sdir = os.path.join(self.root_dir, "sandboxes", sid)
+        os.makedirs(sdir, exist_ok=True)
+        sb = Sandbox(sid, config, sdir, time.time())
+        self.sandboxes[sid] = sb
+        try:
+            await self._start_sandbox(sb)
+        except (OSError, NetworkError, CRIError) as exc:
+            await self._destroy_sandbox(sb)
+            self.sandboxes.pop(sid, None)
+            if isinstance(exc, CRIError):
+                raise
+            raise CRIError("FailedCreatePodSandBox", f"failed to create pod sandbox: {exc}") from exc
+        return sid
+
+    async def _start_sandbox(self, sb: Sandbox) -> None:
+        cfg = sb.config
+        own_network = self.isolate and not cfg.host_network
+        if own_network:
+            await self.network.ensure_bridge()
+            sb.ip = self.network.ipam.allocate(sb.id)
+        dnsfiles.write_pod_files(sb.dir, cfg, sb.ip)
+        if not self.isolate:
+            return
+        spec: dict = {"mode": "sandbox", "own_netns": own_network,
+                      "hostname": "" if cfg.host_network else (cfg.hostname or cfg.name)}
+        if self.use_cgroups:
+            sb.cgroup = f"pod{cfg.uid}"
+            spec["cgroups"] = self.cgroups.create(sb.cgroup, cfg.resources)
+            spec["cgroup_name"] = sb.cgroup
+        self._write_spec(f"sandbox-{sb.id}", spec)  # lets recover() find what a crash left
+        sb.shim = await self.zygote.spawn(spec, command_pipe=own_network)
+        msg = await sb.shim.first_report()
+        if "error" in msg:
+            raise CRIError("FailedCreatePodSandBox", f"failed to create pod sandbox: {msg['error']}")
+        sb.pid = int(msg["pid"])
+        if own_network:
+            await self._connect_network(sb)
+
+    async def _connect_network(self, sb: Sandbox) -> None:
+        """Plug the sandbox's fresh network namespace into the bridge: the host side of the
+        veth pair here, the pod side (address, route) by the sandbox shim itself."""
+        assert sb.shim is not None
+        await self.network.attach(sb.id, sb.pid)
+        net = self.network.ipam
+        sb.shim.send_command(f"net {sb.ip} {net.subnet.prefixlen} {net.gateway}")
+        msg = await sb.shim.first_report()
+        if "netok" not in msg:
+            raise CRIError("FailedCreatePodSandBox",
+                           f"failed to set up sandbox network: {msg.get('error', 'no answer')}")
+        sb.netns = sb.ns_path("net")
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        sb = self.sandboxes.get(sandbox_id)
+        if sb is None:
+            return
+        for c in [c for c in self.containers.values() if c.sandbox_id == sandbox_id]:
+            await self.stop_container(c.id, 0)
+        await self._destroy_sandbox(sb)
+        sb.state = SandboxState.SANDBOX_NOTREADY
+
+    async def _destroy_sandbox(self, sb: Sandbox) -> None:
+        """Kill the pod's PID namespace and cgroup, and free its network."""
+        if sb.pid:
+            _kill(sb.pid, signal.SIGKILL)
+        if sb.shim is not None:
+            await sb.shim.wait()
+            sb.shim = None
+        if sb.cgroup:
+            self.cgroups.kill_all(sb.cgroup)
+        if sb.ip:
+            # the namespace (and with it the veth pair) goes with its last process
+            await self.network.detach(sb.id, sb.ip)
+            sb.netns = ""
+        sb.pid = 0
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None:
+        sb = self.sandboxes.get(sandbox_id)
+        if sb is None:
+            return
+        await self.stop_pod_sandbox(sandbox_id)
+        for c in [c for c in self.containers.values() if c.sandbox_id == sandbox_id]:
+            await self.remove_container(c.id)
+        if sb.cgroup:
+            self.cgroups.remove(sb.cgroup)
+        shutil.rmtree(sb.dir, ignore_errors=True)
+        _unlink(os.path.join(self.root_dir, "runtime", f"sandbox-{sb.id}.spec"))
+        del self.sandboxes[sandbox_id]
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandboxStatus:
+        sb = self._sandbox(sandbox_id)
+        return PodSandboxStatus(sb.id, sb.state, sb.ip, sb.created_at, sb.netns, sb.config)
+
+    async def list_pod_sandboxes(self) -> list[PodSandboxStatus]:
+        return [await self.pod_sandbox_status(sid) for sid in self.sandboxes]
+
+    def _sandbox(self, sandbox_id: str) -> Sandbox:
+        try:
+            return self.sandboxes[sandbox_id]
+        except KeyError:
+            raise CRIError("NotFound", f"sandbox {sandbox_id} not found") from None
+
+    # -- containers ----------------------------------------------------------------------
+    async def create_container(self, sandbox_id: str, config: ContainerConfig,
+                               sandbox_config: PodSandboxConfig) -> str:
+        sb = self._sandbox(sandbox_id)
+        if not config.command:
+            raise CRIError("CreateContainerError", NO_COMMAND)
+        cid = secrets.token_hex(32)
+        log_path = os.path.join(sandbox_config.log_directory or sb.dir, config.log_path or f"{config.name}.log")
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        self.containers[cid] = Container(cid, sandbox_id, config, log_path, time.time())
+        return cid
+
+    def _container(self, container_id: str) -> Container:
+        try:
+            return self.containers[container_id]
+        except KeyError:
+            raise CRIError("NotFound", f"container {container_id} not found") from None
+
+    def _env(self, cfg: ContainerConfig) -> dict[str, str]:
+        env = {"PATH": DEFAULT_PATH, "HOME": "/root"}
+        env.update(dict(cfg.envs))
+        return env
+
+    def _mounts(self, sb: Sandbox, cfg: ContainerConfig) -> list[dict]:
+        targets = {m.container_path for m in cfg.mounts}
+        mounts = [{"host": os.path.join(sb.dir, f), "container": p, "readonly": False}
+                  for f, p in dnsfiles.POD_FILES.items() if p not in targets]
+        return mounts + [{"host": m.host_path, "container": m.container_path, "readonly": m.readonly}
+                         for m in cfg.mounts]
+
+    def _namespaces(self, sb: Sandbox) -> dict[str, str]:
+        if not self.isolate or not sb.pid:
+            return {}
+        return {"pid": sb.ns_path("pid"), "ipc": sb.ns_path("ipc"), "uts": sb.ns_path("uts"),
+                "net": sb.ns_path("net")}
+
+    async def start_container(self, container_id: str) -> None:
+        c = self._container(container_id)
+        sb = self._sandbox(c.sandbox_id)
+        cfg = c.config
+        if sb.state != SandboxState.SANDBOX_READY:
+            raise CRIError("RunContainerError", "sandbox is not ready")
+        spec: dict = {"mode": "container", "argv": cfg.command + cfg.args, "env": self._env(cfg),
+                      "cwd": cfg.working_dir, "log_path": c.log_path,
+                      "exit_file": os.path.join(self.root_dir, "runtime", f"{c.id}.exit"),
+                      "uid": cfg.run_as_user, "gid": cfg.run_as_group}
+        if self.isolate:
+            spec.update(ns=self._namespaces(sb), private_mounts=True, mount_proc=bool(sb.pid),
+                        mounts=self._mounts(sb, cfg))
+        if self.use_cgroups and sb.cgroup:
+            c.cgroup = f"{sb.cgroup}/{c.id[:16]}"
+            spec["cgroups"] = self.cgroups.create(c.cgroup, cfg.resources)
+        c.shim, msg = await self._spawn_shim(c.id, spec)
+        if "error" in msg:
+            await c.shim.wait()
+            c.state, c.exit_code, c.reason = ContainerState.CONTAINER_EXITED, 128, "StartError"
+            c.message = msg["error"]
+            c.started_at = c.finished_at = time.time()
+            c.exited.set()
+            raise CRIError("RunContainerError", msg["error"])
+        c.pid = int(msg["pid"])
+        c.started_at = time.time()
+        c.state = ContainerState.CONTAINER_RUNNING
+        c.reaper = asyncio.create_task(self._reap(c), name=f"reap-{cfg.name}")
+
+    async def _reap(self, c: Container) -> None:
+        """Record the container's exit once its shim ends."""
+        assert c.shim is not None
+        code = await c.shim.wait()
+        exit_file = os.path.join(self.root_dir, "runtime", f"{c.id}.exit")
+        try:
+            with open(exit_file) as f:
+                code_text, _sig, finished, *_msg = f.read().split(" ", 3)
+            c.exit_code, c.finished_at = int(code_text), float(finished)
+        except (OSError, ValueError):
+            c.exit_code, c.finished_at = (code if code >= 0 else 128 - code), time.time()
+        if c.cgroup:
+            oom = self.cgroups.oom_killed(c.cgroup)
+            self.cgroups.kill_all(c.cgroup)
+        else:
+            oom = False
+            _killpg(c.pid)
+        c.reason = "OOMKilled" if oom else ("Completed" if c.exit_code == 0 else "Error")
+        c.state = ContainerState.CONTAINER_EXITED
+        c.exited.set()
+
+    async def stop_container(self, container_id: str, timeout: float) -> None:
+        c = self._container(container_id)
+        if c.state != ContainerState.CONTAINER_RUNNING:
+            if c.state == ContainerState.CONTAINER_CREATED:
+                c.state = ContainerState.CONTAINER_EXITED
+                c.exited.set()
+            return
+        if timeout > 0:
+            _kill(c.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(c.exited.wait(), timeout)
+                return
+            except asyncio.TimeoutError:
+                pass
+        if c.cgroup:
+            self.cgroups.kill_all(c.cgroup)
+        else:
+            _killpg(c.pid)
+        await c.exited.wait()
+
+    async def remove_container(self, container_id: str) -> None:
+        c = self.containers.get(container_id)
+        if c is None:
+            return
+        await self.stop_container(container_id, 0)
+        if c.reaper is not None:
+            await c.reaper
+        if c.cgroup:
+            self.cgroups.remove(c.cgroup)
+        for suffix in (".spec", ".exit"):
+            _unlink(os.path.join(self.root_dir, "runtime", c.id + suffix))
+        del self.containers[container_id]
+
+    async def container_status(self, container_id: str) -> ContainerStatus:
+        return self._container(container_id).status()
+
+    async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        return [c.status() for c in self.containers.values() if sandbox_id in (None, c.sandbox_id)]
+
+    async def wait_container(self, container_id: str) -> ContainerStatus:
+        c = self._container(container_id)
+        await c.exited.wait()
+        return c.status()
+
+    # -- exec ----------------------------------------------------------------------------
+    def _exec_spec(self, c: Container, cmd: list[str], tty: bool) -> dict:
+        sb = self._sandbox(c.sandbox_id)
+        spec: dict = {"mode": "exec", "ephemeral": True, "argv": cmd, "env": self._env(c.config),
+                      "cwd": c.config.working_dir, "tty": tty}
+        if self.isolate and sb.pid:
+            ns = self._namespaces(sb)
+            ns["mnt"] = f"/proc/{c.pid}/ns/mnt"
+            spec["ns"] = ns
+            spec["uid"], spec["gid"] = c.config.run_as_user, c.config.run_as_group
+        if c.cgroup:
+            spec["cgroups"] = self.cgroups.paths(c.cgroup)
+        return spec
+
+    def _running(self, container_id: str) -> Container:
+        c = self._container(container_id)
+        if c.state != ContainerState.CONTAINER_RUNNING:
+            raise CRIError("NotRunning", f"container {c.config.name} is not running")
+        return c
+
+    async def _start_exec(self, c: Container, cmd: list[str], tty: bool, **stdio) -> asyncio.subprocess.Process:
+        path = self._write_spec(f"exec-{secrets.token_hex(8)}", self._exec_spec(c, cmd, tty))
+        try:
+            return await asyncio.create_subprocess_exec(sys.executable, "-S", SHIM, path, **stdio)
+        except OSError:
+            _unlink(path)
+            raise
+
+    async def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult:
+        c = self._running(container_id)
+        proc = await self._start_exec(c, cmd, False, stdin=asyncio.subprocess.DEVNULL,
+                                      stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout if timeout > 0 else None)
+        except asyncio.TimeoutError:
+            _kill(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            raise CRIError("DeadlineExceeded", f"command {cmd!r} timed out after {timeout}s") from None
+        return ExecResult(out, err, proc.returncode if proc.returncode is not None else -1)
+
+    async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool) -> "ProcessExec":
+        from tinykube.kubelet.runtime.execsession import ProcessExec
+        c = self._running(container_id)
+        return await ProcessExec.start(lambda **stdio: self._start_exec(c, cmd, tty, **stdio), tty=tty, stdin=stdin)
+
+    # -- images --------------------------------------------------------------------------
+    async def pull_image(self, image: ImageSpec) -> str:
+        ref = image_id(image.image)
+        self.images.setdefault(image.image, Image(ref, [image.image]))
+        return ref
+
+    async def image_status(self, image: ImageSpec) -> Image | None:
+        return self.images.get(image.image)
+
+    async def list_images(self) -> list[Image]:
+        return list(self.images.values())
+
+    async def remove_image(self, image: ImageSpec) -> None:
+        self.images.pop(image.image, None)
+
+    async def close(self) -> None:
+        """Stop and remove every sandbox this runtime started."""
+        for sid in list(self.sandboxes):
+            await self.remove_pod_sandbox(sid)
+        if self.use_cgroups:
+            for path in self.cgroups.paths(""):
+                try:
+                    os.rmdir(path)  # only if empty: another kubelet may share the parent
+                except OSError:
+                    pass
+        await self.zygote.close()
+
+
+def _kill(pid: int, sig: int) -> None:
+    if pid:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _killpg(pid: int) -> None:
+    if pid:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+

@@ -1,0 +1,475 @@
+"""The process runtime's shim: one small process per sandbox, container or exec.
+
+Like containerd-shim it sits between the kubelet and the workload: it enters the pod's
+namespaces, sets up the container's private mounts, joins its cgroups, forks and execs the
+command, turns stdout/stderr into CRI-format log lines, forwards signals and reports the
+exit status. It runs as ``python -S shim.py SPEC`` and uses only builtin modules (the spec
+is a ``marshal``-ed dict; ``ctypes`` is imported only to enter namespaces), so it starts in
+a few milliseconds and never imports tinykube.
+
+Protocol with the runtime: the shim writes one line to its stdout once the workload
+started (``pid <N>`` with the workload's host PID, or ``error <message>``), then exits
+with the workload's exit code (128 + signal when killed); a container's shim also writes
+``<exitCode> <signal> <finishedAt> <message>`` to ``exit_file``.
+"""
+
+from __future__ import annotations
+
+import marshal
+import os
+import selectors
+import signal
+import sys
+import time
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+MS_RDONLY = 1
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+PR_SET_PDEATHSIG = 1
+TIOCSCTTY = 0x540E
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+             signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+PARTIAL_LINE = 16 * 1024
+
+_libc = None
+
+
+def libc():
+    """The C library, loaded on first use: processes that enter no namespace skip ctypes."""
+    global _libc
+    if _libc is None:
+        import ctypes
+        _libc = ctypes.CDLL(None, use_errno=True)
+    return _libc
+
+
+def _check(result: int, what: str) -> None:
+    if result != 0:
+        import ctypes
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def setns(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        _check(libc().setns(fd, 0), f"setns {path}")
+    finally:
+        os.close(fd)
+
+
+def unshare(flags: int) -> None:
+    _check(libc().unshare(flags), "unshare")
+
+
+def mount(source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    import ctypes
+    enc = (lambda s: s.encode() if s is not None else None)
+    _check(libc().mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount {source} on {target}")
+
+
+def die_with_parent() -> None:
+    libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def ensure_mountpoint(target: str, is_dir: bool) -> None:
+    """Create the mount point if missing (the host's filesystem is the container's root)."""
+    if os.path.lexists(target):
+        return
+    if is_dir:
+        os.makedirs(target, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(target, "a"):
+            pass
+
+
+def setup_mounts(mounts: list[dict]) -> None:
+    """Give this process a private mount namespace holding the container's bind mounts."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    for m in mounts:
+        host, target = m["host"], m["container"]
+        ensure_mountpoint(target, os.path.isdir(host))
+        mount(host, target, None, MS_BIND | MS_REC)
+        if m.get("readonly"):
+            mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def join_cgroups(paths: list[str]) -> None:
+    for path in paths:
+        with open(os.path.join(path, "cgroup.procs"), "w") as f:
+            f.write(str(os.getpid()))
+
+
+def enter_namespaces(ns: dict[str, str]) -> None:
+    """setns into the given namespaces; the PID namespace applies to children only."""
+    for kind in ("pid", "ipc", "uts", "net", "mnt"):
+        if ns.get(kind):
+            setns(ns[kind])
+
+
+def exit_code_of(status: int) -> tuple[int, int]:
+    if os.WIFSIGNALED(status):
+        sig = os.WTERMSIG(status)
+        return 128 + sig, sig
+    return os.WEXITSTATUS(status), 0
+
+
+def rfc3339nano(ns: int) -> str:
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
+
+
+class CRILogWriter:
+    """Writes ``<RFC3339Nano> <stream> <P|F> <line>`` records, one per line of output."""
+
+    def __init__(self, path: str) -> None:
+        self.file = open(path, "ab", buffering=0)
+        self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def _record(self, stream: str, tag: str, line: bytes) -> None:
+        self.file.write(f"{rfc3339nano(time.time_ns())} {stream} {tag} ".encode() + line + b"\n")
+
+    def feed(self, stream: str, data: bytes) -> None:
+        buf = self.pending[stream] + data
+        *lines, rest = buf.split(b"\n")
+        for line in lines:
+            self._record(stream, "F", line)
+        while len(rest) >= PARTIAL_LINE:
+            self._record(stream, "P", rest[:PARTIAL_LINE])
+            rest = rest[PARTIAL_LINE:]
+        self.pending[stream] = rest
+
+    def flush(self, stream: str) -> None:
+        if self.pending[stream]:
+            self._record(stream, "F", self.pending[stream])
+            self.pending[stream] = b""
+
+
+def report(kind: str, value: object) -> None:
+    sys.stdout.write(f"{kind} {value}".replace("\n", " ") + "\n")
+    sys.stdout.flush()
+
+
+def spawn(spec: dict, stdio: tuple[int, int, int] | None, in_new_pidns: bool) -> int:
+    """Fork and exec the workload; returns its PID or raises with exec's error."""
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:  # child
+        try:
+            os.close(err_r)
+            die_with_parent()
+            if stdio is not None:
+                for i, fd in enumerate(stdio):
+                    os.dup2(fd, i)
+            if spec.get("tty"):
+                os.setsid()
+                import fcntl
+                fcntl.ioctl(0, TIOCSCTTY, 0)
+            elif spec.get("setsid", True):
+                os.setsid()
+            if spec.get("cgroups"):
+                join_cgroups(spec["cgroups"])
+            if in_new_pidns and spec.get("mount_proc"):
+                mount("proc", "/proc", "proc", 0)
+            if spec.get("gid") is not None:
+                os.setgroups([])
+                os.setgid(spec["gid"])
+            if spec.get("uid") is not None:
+                os.setuid(spec["uid"])
+            if spec.get("cwd"):
+                os.chdir(spec["cwd"])
+            os.execvpe(spec["argv"][0], spec["argv"], spec.get("env", {}))
+        except BaseException as exc:  # report any failure to exec, then die
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            os.write(err_w, f'exec: "{spec["argv"][0]}": {reason}'.encode())
+            os._exit(127)
+    os.close(err_w)
+    message = b""
+    while chunk := os.read(err_r, 4096):
+        message += chunk
+    os.close(err_r)
+    if message:
+        os.waitpid(pid, 0)
+        raise OSError(message.decode(errors="replace"))
+    return pid
+
+
+def forward_signals(pid: int) -> None:
+    for sig in FORWARDED:
+        signal.signal(sig, lambda s, _f: os.kill(pid, s) if pid else None)
+
+
+def run_container(spec: dict) -> int:
+    """Run one container to completion, logging its output; the shim's exit code is its own."""
+    die_with_parent()
+    enter_namespaces(spec.get("ns", {}))
+    new_pidns = bool(spec.get("ns", {}).get("pid"))
+    if spec.get("private_mounts"):
+        setup_mounts(spec.get("mounts", []))
+    log = CRILogWriter(spec["log_path"])
+    out_r, out_w = os.pipe()
+    errp_r, errp_w = os.pipe()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        pid = spawn(spec, (devnull, out_w, errp_w), new_pidns)
+    except OSError as exc:
+        report("error", exc)
+        write_exit(spec, 128, 0, str(exc))
+        return 128
+    os.close(out_w), os.close(errp_w), os.close(devnull)
+    forward_signals(pid)
+    report("pid", pid)
+    pump_logs(log, {out_r: "stdout", errp_r: "stderr"}, pid)
+    _, status = os.waitpid(pid, 0)
+    code, sig = exit_code_of(status)
+    write_exit(spec, code, sig, "")
+    return code
+
+
+def pump_logs(log: CRILogWriter, fds: dict[int, str], pid: int) -> None:
+    """Copy output into the log until the workload exits and its pipes drain."""
+    sel = selectors.DefaultSelector()
+    for fd in fds:
+        sel.register(fd, selectors.EVENT_READ)
+    exited_at = None
+    while fds:
+        events = sel.select(timeout=0.5 if exited_at is None else 0.05)
+        if not events and exited_at is not None:
+            break  # a daemonized grandchild holds the pipe; stop reading
+        for key, _ in events:
+            try:
+                data = os.read(key.fd, 65536)
+            except InterruptedError:
+                continue
+            stream = fds[key.fd]
+            if not data:
+                log.flush(stream)
+                sel.unregister(key.fd)
+                os.close(key.fd)
+                del fds[key.fd]
+            else:
+                log.feed(stream, data)
+        if exited_at is None and not events and _exited(pid):
+            exited_at = time.monotonic()
+    for stream in ("stdout", "stderr"):
+        log.flush(stream)
+
+
+def _exited(pid: int) -> bool:
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return True
+
+
+def write_exit(spec: dict, code: int, sig: int, message: str) -> None:
+    if spec.get("exit_file"):
+        tmp = spec["exit_file"] + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(f"{code} {sig} {time.time()!r} {message}")
+        os.replace(tmp, spec["exit_file"])
+
+
+def run_sandbox(spec: dict) -> int:
+    """The pod's infra process: PID 1 of the pod's PID namespace, owner of its UTS/IPC."""
+    die_with_parent()
+    if spec.get("cgroups"):
+        join_cgroups(spec["cgroups"])
+    if spec.get("netns"):
+        setns(spec["netns"])
+    flags = CLONE_NEWPID | CLONE_NEWIPC | (CLONE_NEWUTS if spec.get("hostname") else 0)
+    if spec.get("own_netns"):
+        flags |= CLONE_NEWNET
+    unshare(flags)
+    pid = os.fork()
+    if pid == 0:
+        die_with_parent()
+        if spec.get("hostname"):
+            import socket
+            socket.sethostname(spec["hostname"])
+        pause()
+    forward_signals(pid)
+    report("pid", pid)
+    if spec.get("own_netns") and spec.get("_cmd_fd") is not None:
+        configure_on_request(spec["_cmd_fd"])
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return exit_code_of(status)[0]
+        except InterruptedError:
+            continue
+
+
+def configure_on_request(cmd_fd: int) -> None:
+    """Wait for ``net <ip> <prefix> <gateway>`` (sent once the runtime moved eth0 into this
+    namespace) and configure the pod's side of the network, saving two ``ip`` runs per pod."""
+    with os.fdopen(cmd_fd, "r") as commands:
+        line = commands.readline().split()
+    if len(line) != 4 or line[0] != "net":
+        report("error", "no network configuration received")
+        return
+    try:
+        configure_interfaces(line[1], int(line[2]), line[3])
+    except OSError as exc:
+        report("error", f"configuring eth0: {exc}")
+        return
+    report("netok", line[1])
+
+
+SIOCGIFFLAGS, SIOCSIFFLAGS, SIOCSIFADDR, SIOCSIFNETMASK, SIOCADDRT = 0x8913, 0x8914, 0x8916, 0x891C, 0x890B
+IFF_UP, RTF_UP, RTF_GATEWAY = 0x1, 0x1, 0x2
+
+
+def _sockaddr_in(ip: str) -> bytes:
+    import socket
+    import struct
+    return struct.pack("HH4s8x", socket.AF_INET, 0, socket.inet_aton(ip))
+
+
+def configure_interfaces(ip: str, prefix: int, gateway: str) -> None:
+    """lo up; eth0 <ip>/<prefix> up; default route via the bridge (SIOC* ioctls, as ifconfig/route)."""
+    import fcntl
+    import socket
+    import struct
+
+    mask = socket.inet_ntoa(struct.pack("!I", (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF))
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for name in (b"lo", b"eth0"):
+            if name == b"eth0":
+                for request, addr in ((SIOCSIFADDR, ip), (SIOCSIFNETMASK, mask)):
+                    fcntl.ioctl(sock, request, struct.pack("16s", name) + _sockaddr_in(addr))
+            flags = struct.unpack("16sH", fcntl.ioctl(sock, SIOCGIFFLAGS, struct.pack("16sH22x", name, 0))[:18])[1]
+            fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sH22x", name, flags | IFF_UP))
+        route = struct.pack("@L16s16s16sHhLPhPLLH", 0, _sockaddr_in("0.0.0.0"), _sockaddr_in(gateway),
+                            _sockaddr_in("0.0.0.0"), RTF_UP | RTF_GATEWAY, 0, 0, 0, 0, 0, 0, 0, 0)
+        fcntl.ioctl(sock, SIOCADDRT, route)
+
+
+def pause() -> None:
+    """Reap orphans until told to stop, like the pause container."""
+    wanted = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    while True:
+        sig = signal.sigwait(wanted)
+        if sig != signal.SIGCHLD:
+            os._exit(0)
+        while True:
+            try:
+                reaped, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if reaped == 0:
+                break
+
+
+def run_exec(spec: dict) -> int:
+    """Run a command inside a running container's namespaces on the caller's stdio."""
+    die_with_parent()
+    enter_namespaces(spec.get("ns", {}))
+    spec.setdefault("setsid", False)
+    try:
+        pid = spawn(spec, None, False)
+    except OSError as exc:
+        sys.stderr.write(str(exc) + "\n")
+        return 126 if "ermission" in str(exc) else 127
+    forward_signals(pid)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            return exit_code_of(status)[0]
+        except InterruptedError:
+            continue
+
+
+def run(spec: dict) -> int:
+    try:
+        return {"container": run_container, "sandbox": run_sandbox, "exec": run_exec}[spec["mode"]](spec)
+    except OSError as exc:
+        if spec["mode"] == "exec":
+            sys.stderr.write(f"{exc}\n")
+        else:
+            report("error", exc)
+        return 128
+
+
+def zygote(sock_fd: int) -> int:
+    """Fork shims on request, so each costs a fork instead of an interpreter start.
+
+    Requests arrive on a SOCK_SEQPACKET socket: one message is a marshal-ed spec with the
+    write end of the caller's report pipe attached (SCM_RIGHTS). The forked shim reports on
+    that pipe (``pid N`` ... ``exit N``); its end of file tells the caller the shim is gone.
+    The zygote reaps its children and exits when the socket closes (its kubelet is gone).
+    """
+    import array
+    import fcntl  # noqa: F401  (warm: every forked shim shares these modules)
+    import socket
+
+    die_with_parent()  # also loads ctypes and libc once, for every child to inherit
+    sock = socket.socket(fileno=sock_fd)
+    signal.signal(signal.SIGCHLD, _reap_children)
+    fd_size = array.array("i").itemsize
+    while True:
+        try:
+            data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4 * fd_size))
+        except InterruptedError:
+            continue
+        if not data:
+            return 0
+        fds = array.array("i")
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[:len(payload) - len(payload) % fd_size])
+        if not fds:
+            continue
+        if os.fork() == 0:
+            sock.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os._exit(_zygote_child(marshal.loads(data), list(fds)))
+        for fd in fds:
+            os.close(fd)
+
+
+def _reap_children(_sig: int, _frame: object) -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _zygote_child(spec: dict, fds: list[int]) -> int:
+    sys.stdout = os.fdopen(fds[0], "w")
+    if len(fds) > 1:
+        spec["_cmd_fd"] = fds[1]
+    code = 128
+    try:
+        code = run(spec)
+    finally:
+        report("exit", code)
+    return code
+
+
+def main() -> int:
+    if sys.argv[1] == "--zygote":
+        return zygote(int(sys.argv[2]))
+    with open(sys.argv[1], "rb") as f:
+        spec = marshal.load(f)
+    if spec.get("ephemeral"):
+        os.unlink(sys.argv[1])
+    return run(spec)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

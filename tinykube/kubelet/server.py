@@ -1,0 +1,311 @@
+"""The kubelet server: HTTPS :10250 (pods, metrics, logs, exec) and HTTP :10248 (healthz).
+
+Paths are upstream's, because the API server proxies ``pods/log`` to
+``/containerLogs/<ns>/<pod>/<container>`` and ``pods/exec`` to
+``/exec/<ns>/<pod>/<container>`` (a WebSocket speaking ``v5.channel.k8s.io`` or
+``v4.channel.k8s.io``: every binary frame starts with its channel, 0 stdin, 1 stdout,
+2 stderr, 3 the final Status, 4 terminal resize; v5 lets the client close stdin with
+``[255, 0]``). The certificate is self-signed at start, as a kubelet without
+``--tls-cert-file`` does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import json
+import logging
+import os
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import WSMsgType, web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from tinykube.kubelet.runtime.interface import ContainerState, CRIError
+from tinykube.kubelet.runtime.logs import LogOptions, parse_rfc3339nano, read_log
+
+if TYPE_CHECKING:
+    from tinykube.kubelet.kubelet import Kubelet
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+
+
+def self_signed_cert(directory: str, hostname: str, ip: str) -> tuple[str, str]:
+    """Write a self-signed serving certificate for the node; returns (cert, key) paths."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{hostname}@{int(time.time())}")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    sans: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost"),
+                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+    try:
+        sans.append(x509.IPAddress(ipaddress.ip_address(ip)))
+    except ValueError:
+        pass
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=365))
+            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+            .sign(key, hashes.SHA256()))
+    os.makedirs(directory, exist_ok=True)
+    cert_path = os.path.join(directory, "kubelet.crt")
+    key_path = os.path.join(directory, "kubelet.key")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _flag(query: Any, name: str) -> bool:
+    return query.get(name, "").lower() in ("1", "true")
+
+
+def _int(query: Any, name: str) -> int | None:
+    value = query.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f'invalid value for {name}: "{value}"') from None
+
+
+def exit_status(code: int, command: list[str]) -> dict:
+    """The channel-3 Status a finished exec reports (upstream's remotecommand)."""
+    if code == 0:
+        return {"metadata": {}, "status": "Success"}
+    return {"metadata": {}, "status": "Failure",
+            "message": f"command terminated with non-zero exit code: error executing command "
+                       f"[{' '.join(command)}], exit code {code}",
+            "reason": "NonZeroExitCode",
+            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
+
+
+def error_status(message: str) -> dict:
+    return {"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError",
+            "code": 500}
+
+
+class KubeletServer:
+    def __init__(self, kubelet: "Kubelet") -> None:
+        self.kubelet = kubelet
+        self.port = kubelet.config.port
+        self.healthz_port = kubelet.config.healthz_port
+        self._runners: list[web.AppRunner] = []
+        self._streams: set[asyncio.Task] = set()
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/healthz", self.healthz)
+        app.router.add_get("/pods", self.pods)
+        app.router.add_get("/pods/", self.pods)
+        app.router.add_get("/metrics", self.metrics)
+        app.router.add_get("/metrics/probes", self.metrics_probes)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
+        for method in ("GET", "POST"):
+            app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self.exec)
+            app.router.add_route(method, "/exec/{namespace}/{pod}/{uid}/{container}", self.exec)
+        return app
+
+    async def start(self) -> None:
+        cfg = self.kubelet.config
+        cert, key = self_signed_cert(os.path.join(self.kubelet.root_dir, "pki"), self.kubelet.node_name,
+                                     self.kubelet.host_ip)
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+        main = web.AppRunner(self.app(), access_log=None)
+        await main.setup()
+        site = web.TCPSite(main, cfg.address, cfg.port, ssl_context=ctx)
+        await site.start()
+        self._runners.append(main)
+        self.port = main.addresses[0][1]
+        health = web.Application()
+        health.router.add_get("/healthz", self.healthz)
+        hrunner = web.AppRunner(health, access_log=None)
+        await hrunner.setup()
+        await web.TCPSite(hrunner, cfg.healthz_bind_address, cfg.healthz_port).start()
+        self._runners.append(hrunner)
+        self.healthz_port = hrunner.addresses[0][1]
+
+    async def stop(self) -> None:
+        for task in list(self._streams):
+            task.cancel()
+        for runner in self._runners:
+            await runner.cleanup()
+        self._runners.clear()
+
+    # -- simple endpoints ----------------------------------------------------------------
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def pods(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(self.kubelet.pod_list()), content_type="application/json")
+
+    async def metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.kubelet.metrics.registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def metrics_probes(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(self.kubelet.metrics.probes_registry),
+                            headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    def _worker(self, namespace: str, pod: str):
+        worker = self.kubelet.workers.find(namespace, pod)
+        if worker is None:
+            raise web.HTTPNotFound(text=f'pod "{pod}" in namespace "{namespace}" not found')
+        return worker
+
+    # -- logs ----------------------------------------------------------------------------
+    async def container_logs(self, request: web.Request) -> web.StreamResponse:
+        ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        worker = self._worker(ns, pod)
+        rec = worker.container_record(container)
+        q = request.query
+        if rec is None:
+            raise web.HTTPBadRequest(text=f'container "{container}" in pod "{pod}" is waiting to start: '
+                                          'ContainerCreating')
+        previous = _flag(q, "previous")
+        status = rec.last_terminated if previous else rec.current
+        if status is None:
+            if previous:
+                raise web.HTTPBadRequest(text=f'previous terminated container "{container}" in pod "{pod}" not found')
+            reason = rec.waiting_reason or "ContainerCreating"
+            raise web.HTTPBadRequest(text=f'container "{container}" in pod "{pod}" is waiting to start: {reason}')
+        opts = LogOptions(follow=_flag(q, "follow") and not previous, tail_lines=_int(q, "tailLines"),
+                          timestamps=_flag(q, "timestamps"), limit_bytes=_int(q, "limitBytes"))
+        since = _int(q, "sinceSeconds")
+        if since is not None:
+            opts.since_time = time.time() - since
+        elif q.get("sinceTime"):
+            try:
+                opts.since_time = parse_rfc3339nano(q["sinceTime"])
+            except ValueError:
+                raise web.HTTPBadRequest(text=f'invalid sinceTime "{q["sinceTime"]}"') from None
+        runtime = self.kubelet.runtime
+        container_id = status.id
+
+        def exited() -> asyncio.Event:
+            event = asyncio.Event()
+
+            async def wait() -> None:
+                try:
+                    await runtime.wait_container(container_id)
+                except CRIError:
+                    pass
+                event.set()
+            task = asyncio.create_task(wait())
+            self._streams.add(task)
+            task.add_done_callback(self._streams.discard)
+            return event
+
+        response = web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        try:
+            async for chunk in read_log(status.log_path, opts, exited):
+                await response.write(chunk)
+        except ConnectionResetError:
+            log.debug("log client of %s/%s went away", ns, pod)
+        await response.write_eof()
+        return response
+
+    # -- exec ----------------------------------------------------------------------------
+    async def exec(self, request: web.Request) -> web.StreamResponse:
+        ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        q = request.query
+        command = q.getall("command", [])
+        if not command:
+            raise web.HTTPBadRequest(text="you must specify at least 1 command")
+        worker = self._worker(ns, pod)
+        rec = worker.container_record(container)
+        ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+        await ws.prepare(request)
+        if rec is None or rec.current is None or rec.current.state != ContainerState.CONTAINER_RUNNING:
+            await self._send(ws, ERROR, json.dumps(error_status(
+                f'container not found ("{container}")' if rec is None else
+                f"container {container} is not running")).encode())
+            await ws.close()
+            return ws
+        tty, stdin = _flag(q, "tty"), _flag(q, "stdin")
+        try:
+            session = await self.kubelet.runtime.exec(rec.current.id, command, tty=tty, stdin=stdin)
+        except CRIError as exc:
+            await self._send(ws, ERROR, json.dumps(error_status(exc.message)).encode())
+            await ws.close()
+            return ws
+        await StreamSession(ws, session, command, v5=ws.ws_protocol == PROTOCOLS[0]).run()
+        return ws
+
+    @staticmethod
+    async def _send(ws: web.WebSocketResponse, channel: int, data: bytes) -> None:
+        await ws.send_bytes(bytes([channel]) + data)
+
+
+class StreamSession:
+    """Pumps one exec between its WebSocket and the runtime's ExecSession."""
+
+    def __init__(self, ws: web.WebSocketResponse, session: Any, command: list[str], v5: bool) -> None:
+        self.ws = ws
+        self.session = session
+        self.command = command
+        self.v5 = v5
+
+    async def _input(self) -> None:
+        async for msg in self.ws:
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
+            if msg.type != WSMsgType.BINARY or not msg.data:
+                continue
+            channel, data = msg.data[0], msg.data[1:]
+            if channel == STDIN:
+                if data:
+                    await self.session.write_stdin(data)
+            elif channel == RESIZE:
+                try:
+                    size = json.loads(data)
+                    await self.session.resize(int(size.get("Width", 80)), int(size.get("Height", 24)))
+                except (ValueError, TypeError, AttributeError):
+                    log.debug("bad resize message %r", data)
+            elif channel == CLOSE and self.v5 and data[:1] == bytes([STDIN]):
+                await self.session.close_stdin()
+
+    async def _output(self) -> None:
+        async for stream, data in self.session.output():
+            await self.ws.send_bytes(bytes([STDOUT if stream == 1 else STDERR]) + data)
+
+    async def run(self) -> None:
+        reader = asyncio.create_task(self._input())
+        writer = asyncio.create_task(self._output())
+        try:
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if writer in done:
+                writer.result()
+                code = await self.session.wait()
+                await self.ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, self.command)).encode())
+            else:  # the client went away: the command must not outlive it
+                await self.session.kill()
+        except (ConnectionResetError, RuntimeError) as exc:
+            log.debug("exec stream ended: %s", exc)
+        finally:
+            for task in (reader, writer):
+                task.cancel()
+            for task in (reader, writer):
+                try:
+                    await task
+                except (asyncio.CancelledError, ConnectionResetError, RuntimeError):
+                    pass
+            if self.session.proc.returncode is None:
+                await self.session.kill()
+            await self.ws.close()

@@ -1,0 +1,53 @@
+"""kube-proxy's Prometheus metrics, named as upstream's (`kubeproxy_*`), one registry per
+proxy so several proxies can run in one process (tests, hollow nodes)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+SYNC_BUCKETS = tuple(0.001 * 2**i for i in range(15))  # upstream: ExponentialBuckets(0.001, 2, 15)
+PROGRAMMING_BUCKETS = (
+    0.25, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60,
+    120, 180, 240, 300,
+)  # upstream: LinearBuckets(0.25, 0.25, 2) + LinearBuckets(1, 1, 59) + LinearBuckets(60, 5, 12)..., abridged
+
+
+class ProxyMetrics:
+    """The metrics one proxier updates after every sync."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.sync_duration = Histogram(
+            "kubeproxy_sync_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds", buckets=SYNC_BUCKETS, registry=r)
+        self.full_sync_duration = Histogram(
+            "kubeproxy_sync_full_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for full resyncs", buckets=SYNC_BUCKETS, registry=r)
+        self.partial_sync_duration = Histogram(
+            "kubeproxy_sync_partial_proxy_rules_duration_seconds",
+            "SyncProxyRules latency in seconds for partial resyncs", buckets=SYNC_BUCKETS, registry=r)
+        self.last_timestamp = Gauge(
+            "kubeproxy_sync_proxy_rules_last_timestamp_seconds",
+            "The last time proxy rules were successfully synced", registry=r)
+        self.last_queued_timestamp = Gauge(
+            "kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds",
+            "The last time a sync of proxy rules was queued", registry=r)
+        self.network_programming = Histogram(
+            "kubeproxy_network_programming_duration_seconds",
+            "In Cluster Network Programming Latency in seconds", buckets=PROGRAMMING_BUCKETS, registry=r)
+        self.iptables_total = Gauge(
+            "kubeproxy_sync_proxy_rules_iptables_total",
+            "Total number of iptables rules owned by kube-proxy", ["table"], registry=r)
+        self.iptables_last = Gauge(
+            "kubeproxy_sync_proxy_rules_iptables_last",
+            "Number of iptables rules written by kube-proxy in last sync", ["table"], registry=r)
+        self.restore_failures = Counter(
+            "kubeproxy_sync_proxy_rules_iptables_restore_failures",
+            "Cumulative proxy iptables restore failures", registry=r)
+        self.service_changes = Counter(
+            "kubeproxy_sync_proxy_rules_service_changes",
+            "Cumulative proxy rules Service changes", registry=r)
+        self.endpoint_changes = Counter(
+            "kubeproxy_sync_proxy_rules_endpoint_changes",
+            "Cumulative proxy rules Endpoint changes", registry=r)

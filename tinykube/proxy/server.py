@@ -1,0 +1,240 @@
+"""`Proxy`: kube-proxy as a component. Informers on Services and EndpointSlices feed the
+proxier's change tracker; a bounded-frequency runner syncs; health and metrics servers
+report on the syncs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Callable
+
+from aiohttp import web
+
+from tinykube.proxy.bounded import BoundedFrequencyRunner
+from tinykube.proxy.changes import ChangeTracker
+from tinykube.proxy.config import ConfigError, ProxyConfig, split_host_port
+from tinykube.proxy.health import ProxierHealth, healthz_app, metrics_app, serve
+from tinykube.proxy.iptables.proxier import IptablesProxier
+from tinykube.proxy.iptables.rules import RuleConfig
+from tinykube.proxy.iptables.runner import Iptables
+from tinykube.proxy.metrics import ProxyMetrics
+from tinykube.proxy.nftables.proxier import Nft, NftablesProxier
+from tinykube.proxy.nftables.rules import NftConfig
+from tinykube.proxy.userspace import UserspaceProxier, default_addresses
+
+log = logging.getLogger(__name__)
+
+# Objects kube-proxy leaves alone, selected out as upstream does for both informers:
+# services owned by another proxy, and headless services (which have nothing to program).
+SERVICE_SELECTOR = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
+Object = dict[str, Any]
+
+
+def rule_config(config: ProxyConfig) -> RuleConfig:
+    return RuleConfig(
+        chain_prefix=config.chain_prefix,
+        cluster_cidr=config.cluster_cidr,
+        masquerade_all=config.masquerade_all,
+        masquerade_bit=config.masquerade_bit,
+        node_name=config.node_name,
+    )
+
+
+def nft_config(config: ProxyConfig) -> NftConfig:
+    return NftConfig(
+        table=config.nftables_table,
+        cluster_cidr=config.cluster_cidr,
+        masquerade_all=config.masquerade_all,
+        masquerade_bit=config.masquerade_bit,
+        node_name=config.node_name,
+    )
+
+
+AnyProxier = IptablesProxier | NftablesProxier | UserspaceProxier
+
+
+def make_proxier(config: ProxyConfig, metrics: ProxyMetrics) -> AnyProxier:
+    """The proxier of the configured mode; dry runs compute rules without applying them."""
+    if config.mode == "nftables":
+        nft = None if config.dry_run else Nft(netns=config.iptables_netns)
+        return NftablesProxier(nft_config(config), nft, metrics, clear_conntrack=config.clear_conntrack)
+    if config.mode == "iptables":
+        iptables = None if config.dry_run else Iptables(netns=config.iptables_netns)
+        return IptablesProxier(rule_config(config), iptables, metrics, clear_conntrack=config.clear_conntrack)
+    addresses = config.userspace_addresses or default_addresses(config.bind_address)
+    return UserspaceProxier(addresses, config.udp_idle_timeout)
+
+
+class Proxy:
+    """kube-proxy for one node: `await start()`, `await stop()`."""
+
+    def __init__(self, config: ProxyConfig) -> None:
+        config.validate()
+        self.config = config
+        self.metrics = ProxyMetrics()
+        self.health = ProxierHealth(health_timeout=2 * config.sync_period)
+        self.proxier = make_proxier(config, self.metrics)
+        self.runner = BoundedFrequencyRunner(
+            "sync-runner", self._sync, config.min_sync_period, config.sync_period)
+        self.healthz_port = 0
+        self.metrics_port = 0
+        self.sync_count = 0
+        self._sync_done = asyncio.Condition()
+        self._client: Any = None
+        self._owns_client = False
+        self._factory: Any = None
+        self._runner_task: asyncio.Task[None] | None = None
+        self._servers: list[web.AppRunner] = []
+
+    @property
+    def tracker(self) -> ChangeTracker:
+        return self.proxier.tracker
+
+    # informer handlers: record the change, ask for a sync
+    def _queue(self) -> None:
+        self.health.queued()
+        self.metrics.last_queued_timestamp.set(time.time())
+        self.runner.run()
+
+    def _on_service(self, svc: Object) -> None:
+        self.tracker.service_updated(svc)
+        self._queue()
+
+    def _on_service_update(self, _old: Object, new: Object) -> None:
+        self._on_service(new)
+
+    def _on_service_delete(self, svc: Object) -> None:
+        self.tracker.service_updated(None, key=_key(svc))
+        self._queue()
+
+    def _on_slice(self, slice_obj: Object) -> None:
+        self.tracker.slice_updated(slice_obj)
+        self._queue()
+
+    def _on_slice_update(self, _old: Object, new: Object) -> None:
+        self._on_slice(new)
+
+    def _on_slice_delete(self, slice_obj: Object) -> None:
+        self.tracker.slice_updated(slice_obj, deleted=True)
+        self._queue()
+
+    async def _sync(self) -> None:
+        started = time.perf_counter()
+        try:
+            await self.proxier.sync()
+        except Exception:
+            self.health.queued()  # still behind: healthz turns 503 if this persists
+            raise
+        self.sync_count += 1
+        self.health.updated()
+        if isinstance(self.proxier, UserspaceProxier):  # the iptables proxier reports itself
+            self.metrics.sync_duration.observe(time.perf_counter() - started)
+            self.metrics.last_timestamp.set(time.time())
+        async with self._sync_done:
+            self._sync_done.notify_all()
+
+    async def start(self) -> None:
+        """Serve health, list and watch, then sync; on failure what started is stopped."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
+        from tinykube.client.informer import InformerFactory
+        from tinykube.client.rest import Client
+
+        if not self.config.dry_run and self.config.iptables_netns is None:
+            require_tools(self.config.mode)
+        if self.config.client is not None:
+            self._client = self.config.client
+        else:
+            self._client = Client.from_kubeconfig(self.config.kubeconfig, user_agent="kube-proxy")
+            self._owns_client = True
+        await self._start_servers()
+        self._factory = InformerFactory(self._client)
+        services = self._factory.informer("services", label_selector=SERVICE_SELECTOR)
+        slices = self._factory.informer("endpointslices", "discovery.k8s.io", label_selector=SERVICE_SELECTOR)
+        services.add_handlers(self._on_service, self._on_service_update, self._on_service_delete)
+        slices.add_handlers(self._on_slice, self._on_slice_update, self._on_slice_delete)
+        self.health.queued()
+        await self._factory.start_all()
+        if self.config.publish_configmap:
+            await self._publish_configmap()
+        self._runner_task = asyncio.create_task(self.runner.loop(), name="kube-proxy-sync")
+        self.runner.run()
+
+    async def _publish_configmap(self) -> None:
+        from tinykube.api.errors import ApiError
+        from tinykube.proxy.configmap import ensure_kube_proxy_configmap
+
+        try:
+            await ensure_kube_proxy_configmap(self._client, self.config)
+        except ApiError as exc:  # e.g. not allowed to write kube-system: proxying still works
+            log.warning("cannot publish the kube-proxy ConfigMap: %s", exc)
+
+    async def _start_servers(self) -> None:
+        if self.config.healthz_bind_address:
+            host, port = split_host_port(self.config.healthz_bind_address)
+            runner, self.healthz_port = await serve(healthz_app(self.health), host, port)
+            self._servers.append(runner)
+        if self.config.metrics_bind_address:
+            host, port = split_host_port(self.config.metrics_bind_address)
+            runner, self.metrics_port = await serve(metrics_app(self.metrics, self.health), host, port)
+            self._servers.append(runner)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+        """Wait (woken by each completed sync) until `predicate()` holds after a sync."""
+        async def check() -> None:
+            async with self._sync_done:
+                await self._sync_done.wait_for(lambda: self.sync_count > 0 and predicate())
+
+        await asyncio.wait_for(check(), timeout)
+
+    async def wait_synced(self, timeout: float = 10.0) -> None:
+        """Wait until every change received so far has been synced."""
+        await self.wait_until(lambda: not self.tracker.pending, timeout)
+
+    def endpoints_of(self, port_key: str) -> list[str]:
+        """`ip:port` of the endpoints the last sync programmed for a ServicePortName."""
+        return [e.address for e in self.proxier.snapshot.endpoints.get(port_key, ())]
+
+    async def stop(self) -> None:
+        if self._runner_task is not None:
+            self._runner_task.cancel()
+            await asyncio.gather(self._runner_task, return_exceptions=True)
+            self._runner_task = None
+        if self._factory is not None:
+            await self._factory.stop_all()
+        if isinstance(self.proxier, UserspaceProxier):
+            await self.proxier.stop()
+        for runner in self._servers:
+            await runner.cleanup()
+        self._servers.clear()
+        if self._owns_client and self._client is not None:
+            await self._client.close()
+
+    async def cleanup(self) -> None:
+        """Remove every iptables chain and jump (or the nftables table) this proxy installed."""
+        if isinstance(self.proxier, (IptablesProxier, NftablesProxier)):
+            await self.proxier.cleanup()
+
+
+def require_tools(mode: str) -> None:
+    """iptables and nftables modes need root and their tools; say so instead of failing later."""
+    if mode == "userspace":
+        return
+    if os.geteuid() != 0:
+        raise ConfigError(f"{mode} mode needs root (CAP_NET_ADMIN); use --mode userspace")
+    if mode == "iptables" and not Iptables.available():
+        raise ConfigError("iptables mode needs iptables and iptables-restore in PATH")
+    if mode == "nftables" and not Nft.available():
+        raise ConfigError("nftables mode needs nft in PATH")
+
+
+def _key(obj: Object) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
