@@ -61,6 +61,9 @@ def ports_in_use(ports: dict[str, int]) -> list[str]:
         if name == "dns":  # UDP as well; the DNS server reports its own bind errors
             continue
         with socket.socket() as sock:
+            # As the servers themselves do, so that TIME_WAIT leftovers of a stopped
+            # cluster do not count as "in use".
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
@@ -116,6 +119,7 @@ class ClusterDir:
     kubelet_dir = property(lambda self: self.root / "kubelet")
     logs = property(lambda self: self.root / "logs")
     pid_file = property(lambda self: self.root / "supervisor.pid")
+    pki = property(lambda self: self.root / "pki")
 
     @property
     def store_url(self) -> str:
@@ -124,6 +128,9 @@ class ClusterDir:
     def create(self) -> None:
         for path in (self.root, self.store_dir, self.manifests, self.kubelet_dir, self.logs):
             path.mkdir(parents=True, exist_ok=True)
+        from tinykube.client.pki import ensure_ca
+
+        ensure_ca(self.pki)
 
     def supervisor_pid(self) -> int | None:
         """The supervisor's PID if that process is alive."""
@@ -131,11 +138,20 @@ class ClusterDir:
             pid = int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
+        return pid if process_alive(pid) else None
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, which nobody may reap here, counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return None
-        return pid
+            return False
+        return True
+    return state != "Z"
 
 
 def tinykube_command(*args: str) -> list[str]:
@@ -199,7 +215,6 @@ def control_plane_manifests(cluster: ClusterDir, settings: ClusterSettings) -> d
         "apiserver", "--store", store_url, "--bind-address", "127.0.0.1",
         "--secure-port", str(ports["apiserver"]),
         "--service-cluster-ip-range", settings.service_cidr,
-        "--write-kubeconfig", kubeconfig,
     ), ports["apiserver"], health_path="/livez")
     manifests["kube-controller-manager.yaml"] = _static_pod(
         "kube-controller-manager", node, tinykube_command(
@@ -207,6 +222,7 @@ def control_plane_manifests(cluster: ClusterDir, settings: ClusterSettings) -> d
             "--secure-port", str(ports["controller_manager"]),
             "--cluster-cidr", settings.cluster_cidr,
             "--pv-host-path-dir", str(cluster.root / "volumes"),
+            "--root-ca-file", str(cluster.pki / "ca.crt"),
         ), ports["controller_manager"], health_scheme="HTTPS")
     manifests["kube-scheduler.yaml"] = _static_pod("kube-scheduler", node, tinykube_command(
         "scheduler", "--kubeconfig", kubeconfig, "--leader-elect",

@@ -43,16 +43,18 @@ async def _run_until_signal(config: DNSConfig) -> None:
 @click.option("--ready-port", default=8181, show_default=True, type=int)
 @click.option("--metrics-port", default=9153, show_default=True, type=int)
 @click.option("--ensure-service/--no-ensure-service", default=True, show_default=True,
-              help="Create the kube-system/kube-dns Service (10.96.0.10) if missing.")
+              help="Create the kube-system/kube-dns Service if missing.")
+@click.option("--service-ip", default="10.96.0.10", show_default=True,
+              help="ClusterIP of the kube-dns Service (the kubelet's clusterDNS).")
 def dns(kubeconfig: str | None, bind_address: str, port: int, cluster_domain: str, ttl: int,
         forward: tuple[str, ...], health_port: int, ready_port: int, metrics_port: int,
-        ensure_service: bool) -> None:
+        ensure_service: bool, service_ip: str) -> None:
     """Cluster DNS: <svc>.<ns>.svc.cluster.local from Services and EndpointSlices."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = DNSConfig(kubeconfig=kubeconfig, bind_address=bind_address, port=port,
                        cluster_domain=cluster_domain, ttl=ttl, forward=list(forward),
                        health_port=health_port, ready_port=ready_port, metrics_port=metrics_port,
-                       ensure_service=ensure_service)
+                       ensure_service=ensure_service, service_ip=service_ip)
     try:
         asyncio.run(_run_until_signal(config))
     except (ConnectionError, OSError, KubeconfigError, ApiError) as exc:

@@ -14,7 +14,8 @@ from tinykube.client.kubeconfig import KubeconfigError
 from tinykube.scheduler.config import ConfigError
 
 
-async def _run_until_signal(config) -> None:
+async def _run_until_signal(config) -> bool:
+    """Run until SIGTERM/SIGINT (True) or until leadership is lost (False)."""
     from tinykube.scheduler import Scheduler
 
     scheduler = Scheduler(config)
@@ -26,10 +27,15 @@ async def _run_until_signal(config) -> None:
     elect = "with leader election" if scheduler.elector else "without leader election"
     click.echo(f"kube-scheduler running {elect}; healthz and metrics on "
                f"{config.bind_address}:{scheduler.port}", err=True)
+    stopped = asyncio.ensure_future(stop.wait())
+    lost = asyncio.ensure_future(scheduler.lost_leadership.wait())
     try:
-        await stop.wait()
+        await asyncio.wait({stopped, lost}, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        stopped.cancel()
+        lost.cancel()
         await scheduler.stop()
+    return not scheduler.lost_leadership.is_set()
 
 
 @click.command("scheduler")
@@ -57,7 +63,10 @@ def scheduler(kubeconfig: str | None, config_file: str | None, leader_elect: boo
                              leader_elect=leader_elect, secure_port=secure_port,
                              bind_address=bind_address, explain=explain)
     try:
-        asyncio.run(_run_until_signal(config))
+        clean = asyncio.run(_run_until_signal(config))
     except (ConnectionError, OSError, KubeconfigError, ApiError, ConfigError) as exc:
         click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    if not clean:
+        click.echo("error: leaderelection lost", err=True)
         sys.exit(1)

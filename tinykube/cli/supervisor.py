@@ -63,9 +63,10 @@ def node_agents(cluster: ClusterDir, settings: ClusterSettings) -> list[Agent]:
 class Supervisor:
     """Keeps the node agents running until told to stop."""
 
-    def __init__(self, cluster: ClusterDir, agents: list[Agent]):
+    def __init__(self, cluster: ClusterDir, agents: list[Agent], proxy_mode: str = ""):
         self.cluster = cluster
         self.agents = agents
+        self.proxy_mode = proxy_mode
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -80,6 +81,21 @@ class Supervisor:
                 task.cancel()
             await asyncio.gather(*watchers, return_exceptions=True)
             await asyncio.gather(*(self._stop(agent) for agent in self.agents))
+            if self.proxy_mode in ("iptables", "nftables"):
+                await self._remove_proxy_rules()
+
+    async def _remove_proxy_rules(self) -> None:
+        """kube-proxy leaves its rules in the kernel when it stops (as upstream's does);
+        a cluster that is shut down removes them, as ``kube-proxy --cleanup`` would."""
+        with (self.cluster.logs / "supervisor.log").open("ab") as log:
+            process = await asyncio.create_subprocess_exec(
+                *tinykube_command("proxy", "--cleanup"), stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log)
+            try:
+                await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+            except asyncio.TimeoutError:
+                process.kill()
+                await process.wait()
 
     async def _keep_running(self, agent: Agent) -> None:
         """Start the agent; restart it with back-off whenever it exits."""
@@ -128,7 +144,7 @@ def supervise(cluster: ClusterDir) -> None:
     settings = ClusterSettings.load(cluster.settings_file)
     cluster.pid_file.write_text(f"{os.getpid()}\n")
     try:
-        asyncio.run(Supervisor(cluster, node_agents(cluster, settings)).run())
+        asyncio.run(Supervisor(cluster, node_agents(cluster, settings), settings.proxy_mode).run())
     finally:
         if cluster.supervisor_pid() in (None, os.getpid()):
             cluster.pid_file.unlink(missing_ok=True)

@@ -26,6 +26,7 @@ from tinykube.cli.cluster import (
     ClusterDir,
     ClusterSettings,
     free_port,
+    process_alive,
     kubelet_configuration,
     ports_in_use,
     write_manifests,
@@ -218,9 +219,10 @@ def down(name: str, directory: str | None, timeout: float, delete: bool) -> None
     else:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while cluster.supervisor_pid() is not None and time.monotonic() < deadline:
+        # Not our child, so there is nothing to wait() on: watch the process itself.
+        while process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
-        if cluster.supervisor_pid() is not None:
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
             console.print(f"supervisor {pid} did not stop in {timeout:.0f}s; killed")
         cluster.pid_file.unlink(missing_ok=True)
