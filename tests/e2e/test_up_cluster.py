@@ -10,9 +10,13 @@ import os
 import subprocess
 import sys
 import time
+import signal
+import urllib.request
 from pathlib import Path
 
 import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 NODE = "tinykube-control-plane"
@@ -55,7 +59,8 @@ class UpCluster:
             if last:
                 return last
             time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}")
+        state = self.kubectl("get", "pods,endpoints,nodes", "-A", "-o", "wide", check=False)
+        raise AssertionError(f"timed out waiting for {what}; cluster state:\n{state}")
 
     def supervisor_pid(self) -> int | None:
         pid_file = self.home / ".tinykube" / "e2e" / "supervisor.pid"
@@ -80,7 +85,8 @@ def cluster_processes(marker: str) -> list[str]:
 @pytest.fixture(scope="module")
 def up_cluster(tmp_path_factory):
     cluster = UpCluster(tmp_path_factory.mktemp("up-home"))
-    result = cluster.tinykube("up", "--free-ports")
+    result = cluster.tinykube("up", "--free-ports", "--hollow-nodes", "3",
+                              "--node-monitor-grace-period", "6")
     assert result.returncode == 0, result.stdout + result.stderr
     try:
         yield cluster
@@ -132,6 +138,116 @@ def test_componentstatuses_and_nodes(up_cluster):
     assert NODE in nodes and " Ready " in nodes
     info = up_cluster.kubectl("cluster-info")
     assert "Kubernetes control plane is running at http://127.0.0.1:" in info
+
+
+def test_component_ports_serve_healthz_and_metrics(up_cluster):
+    ports = json.loads((up_cluster.home / ".tinykube" / "e2e" / "cluster.json").read_text())[
+        "ports"]
+    import ssl
+
+    insecure = ssl.create_default_context()
+    insecure.check_hostname, insecure.verify_mode = False, ssl.CERT_NONE
+
+    def get(url: str) -> str:
+        with urllib.request.urlopen(url, timeout=10, context=insecure) as resp:
+            assert resp.status == 200, url
+            return resp.read().decode()
+
+    def either(port: int, path: str) -> str:
+        try:
+            return get(f"https://127.0.0.1:{port}{path}")
+        except (OSError, ssl.SSLError):
+            return get(f"http://127.0.0.1:{port}{path}")
+
+    assert get(f"http://127.0.0.1:{ports['kubelet_healthz']}/healthz") == "ok"
+    assert "kubelet_running_pods" in either(ports["kubelet"], "/metrics")
+    assert "kubeproxy_sync_proxy_rules_duration_seconds" in get(
+        f"http://127.0.0.1:{ports['proxy_metrics']}/metrics")
+    assert "lastUpdated" in get(f"http://127.0.0.1:{ports['proxy_healthz']}/healthz")
+    for name in ("scheduler", "controller_manager"):
+        assert either(ports[name], "/healthz") == "ok"
+        assert "# TYPE" in either(ports[name], "/metrics")
+    assert "apiserver_request_total" in get(f"http://127.0.0.1:{ports['apiserver']}/metrics")
+
+
+def test_tutorial_replicaset_recreates_a_deleted_pod(up_cluster):
+    up_cluster.kubectl("apply", "-f", str(EXAMPLES / "controllers" / "web-rs.yaml"))
+
+    def pod_names():
+        out = up_cluster.kubectl("get", "pods", "-l", "app=web", "-o", "json")
+        live = [p for p in json.loads(out)["items"]
+                if not p["metadata"].get("deletionTimestamp")]
+        return sorted(p["metadata"]["name"] for p in live) if len(live) == 3 else None
+
+    before = up_cluster.wait_for(pod_names, "3 web-rs pods")
+    up_cluster.kubectl("delete", "pod", before[0], "--wait=false")
+    after = up_cluster.wait_for(
+        lambda: (names := pod_names()) and before[0] not in names and names, "a replacement")
+    assert len(set(after) - set(before)) == 1
+
+
+def test_tutorial_service_endpoints_and_troubleshooting(up_cluster):
+    up_cluster.kubectl("apply", "-f", str(EXAMPLES / "controllers" / "web-service.yaml"))
+    up_cluster.wait_for(
+        lambda: ":8080" in up_cluster.kubectl("get", "endpoints", "web-service", check=False),
+        "web-service endpoints on the pods' port 8080")
+    # Troubleshooting: a Service whose selector matches nothing has no endpoints.
+    up_cluster.kubectl("create", "service", "clusterip", "lonely", "--tcp=80:80")
+    up_cluster.wait_for(
+        lambda: up_cluster.kubectl("get", "endpoints", "lonely", check=False), "lonely ep")
+    endpoints = up_cluster.kubectl("get", "endpoints", "lonely", "-o", "json")
+    assert not json.loads(endpoints).get("subsets")
+    assert "<none>" in up_cluster.kubectl("get", "endpoints", "lonely")
+
+
+def test_tutorial_gpu_pod_pending_then_scheduled(up_cluster):
+    up_cluster.kubectl("apply", "-f", str(EXAMPLES / "scheduler" / "gpu-pod.yaml"))
+    describe = up_cluster.wait_for(
+        lambda: (out := up_cluster.kubectl("describe", "pod", "gpu-pod"))
+        and "FailedScheduling" in out and out, "FailedScheduling event")
+    assert "0/4 nodes are available" in describe
+    assert "Insufficient nvidia.com/gpu" in describe or "node affinity/selector" in describe
+    assert json.loads(up_cluster.kubectl("get", "pod", "gpu-pod", "-o", "json"))[
+        "status"]["phase"] == "Pending"
+    node = "hollow-node-1"
+    up_cluster.kubectl("label", "node", node, "gpu=true", "disktype=ssd",
+                       "kubernetes.io/e2e-az-name=az1")
+    up_cluster.kubectl("patch", "node", node, "--subresource=status", "--type=merge", "-p",
+                       json.dumps({"status": {"capacity": {"nvidia.com/gpu": "2"},
+                                              "allocatable": {"nvidia.com/gpu": "2"}}}))
+    up_cluster.kubectl("wait", "--for=condition=PodScheduled", "pod/gpu-pod", "--timeout=60s")
+    assert up_cluster.kubectl("get", "pod", "gpu-pod", "-o",
+                              "jsonpath={.spec.nodeName}") == node
+
+
+def test_tutorial_leader_election_leases(up_cluster):
+    up_cluster.kubectl("apply", "-f", str(EXAMPLES / "scheduler" / "kube-scheduler-config.yaml"))
+    for name in ("kube-scheduler", "kube-controller-manager"):
+        holder = up_cluster.wait_for(lambda: up_cluster.kubectl(
+            "get", "lease", "-n", "kube-system", name, "-o",
+            "jsonpath={.spec.holderIdentity}", check=False), f"{name} lease holder")
+        assert holder
+        duration = up_cluster.kubectl("get", "lease", "-n", "kube-system", name, "-o",
+                                      "jsonpath={.spec.leaseDurationSeconds}")
+        assert duration == "15"
+
+
+def test_describe_node_and_stopped_node_turns_not_ready(up_cluster):
+    describe = up_cluster.kubectl("describe", "node", NODE)
+    for field in ("Conditions:", "Capacity:", "Allocatable:", "KubeletReady"):
+        assert field in describe
+    hollow = [line.split(":", 1)[0] for line in cluster_processes("hollow-nodes")
+              if str(up_cluster.home) in line]
+    assert hollow, "the hollow-nodes agent is not running"
+    pid = int(hollow[0])
+    os.kill(pid, signal.SIGSTOP)  # its nodes stop heartbeating; the supervisor sees no exit
+    try:
+        up_cluster.kubectl("wait", "--for=condition=Ready=Unknown", "node/hollow-node-0",
+                           "--timeout=60s")
+        assert "NotReady" in up_cluster.kubectl("get", "node", "hollow-node-0")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    up_cluster.kubectl("wait", "--for=condition=Ready", "node/hollow-node-0", "--timeout=60s")
 
 
 def test_down_stops_everything_and_up_resumes(up_cluster):

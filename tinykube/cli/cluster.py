@@ -87,6 +87,7 @@ class ClusterSettings:
     cluster_cidr: str = "10.244.0.0/16"
     cluster_dns: str = "10.96.0.10"
     cluster_domain: str = "cluster.local"
+    node_monitor_grace_period: float = 40.0
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
 
     @classmethod
@@ -223,6 +224,7 @@ def control_plane_manifests(cluster: ClusterDir, settings: ClusterSettings) -> d
             "--cluster-cidr", settings.cluster_cidr,
             "--pv-host-path-dir", str(cluster.root / "volumes"),
             "--root-ca-file", str(cluster.pki / "ca.crt"),
+            "--node-monitor-grace-period", f"{settings.node_monitor_grace_period:g}s",
         ), ports["controller_manager"], health_scheme="HTTPS")
     manifests["kube-scheduler.yaml"] = _static_pod("kube-scheduler", node, tinykube_command(
         "scheduler", "--kubeconfig", kubeconfig, "--leader-elect",
@@ -273,6 +275,9 @@ def kubelet_configuration(cluster: ClusterDir, settings: ClusterSettings) -> dic
         "readOnlyPort": 0,
         "cgroupDriver": "cgroupfs",
         "staticPodPath": str(cluster.manifests),
+        # Renewed every quarter of this; the node monitor's grace period matches it, as
+        # upstream's defaults do (40 s).
+        "nodeLeaseDurationSeconds": max(4, int(settings.node_monitor_grace_period)),
         "authentication": {"webhook": {"enabled": False}},
         "authorization": {"mode": "AlwaysAllow"},
     }

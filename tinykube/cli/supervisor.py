@@ -56,6 +56,7 @@ def node_agents(cluster: ClusterDir, settings: ClusterSettings) -> list[Agent]:
     if settings.hollow_nodes:
         agents.append(Agent("hollow-nodes", tinykube_command(
             "hollow-nodes", "--kubeconfig", kubeconfig, "--count", str(settings.hollow_nodes),
+            "--lease-interval", f"{min(10.0, settings.node_monitor_grace_period / 4):g}",
         ), cluster.logs / "hollow-nodes.log"))
     return agents
 

@@ -48,10 +48,11 @@ def _default_proxy_mode() -> str:
 
 
 def _new_settings(name: str, store: str, etcd_servers: str, nodes: int, hollow: int,
-                  proxy_mode: str | None, free_ports: bool) -> ClusterSettings:
+                  proxy_mode: str | None, free_ports: bool, grace: float) -> ClusterSettings:
     settings = ClusterSettings(name=name, store="etcd" if etcd_servers else store,
                                etcd_servers=etcd_servers, nodes=nodes, hollow_nodes=hollow,
-                               proxy_mode=proxy_mode or _default_proxy_mode())
+                               proxy_mode=proxy_mode or _default_proxy_mode(),
+                               node_monitor_grace_period=grace)
     if free_ports:
         settings.ports = {key: free_port() for key in settings.ports}
     return settings
@@ -146,6 +147,8 @@ def _summary(cluster: ClusterDir, settings: ClusterSettings, server: str, merged
               help="Simulated nodes (pods become Running without processes).")
 @click.option("--proxy-mode", type=click.Choice(["iptables", "userspace"]), default=None,
               help="kube-proxy mode (default: iptables when root, else userspace).")
+@click.option("--node-monitor-grace-period", "grace", default=40.0, show_default=True,
+              help="Seconds without a heartbeat before a node is NotReady (Unknown).")
 @click.option("--free-ports", is_flag=True,
               help="Pick free ports instead of the standard ones (6443, 10250, ...).")
 @click.option("--merge-kubeconfig/--no-merge-kubeconfig", "merge", default=True,
@@ -155,8 +158,8 @@ def _summary(cluster: ClusterDir, settings: ClusterSettings, server: str, merged
 @click.option("--timeout", default=READY_TIMEOUT_SECONDS, show_default=True)
 @click.option("--supervise", is_flag=True, hidden=True)
 def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: int,
-       hollow: int, proxy_mode: str | None, free_ports: bool, merge: bool, wait: bool,
-       timeout: float, supervise: bool) -> None:
+       hollow: int, proxy_mode: str | None, grace: float, free_ports: bool, merge: bool,
+       wait: bool, timeout: float, supervise: bool) -> None:
     """Start (or resume) a single-machine cluster."""
     cluster = _cluster_dir(name, directory)
     if supervise:
@@ -170,7 +173,7 @@ def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: i
         resumed = True
     else:
         settings = _new_settings(name, store, etcd_servers, nodes, hollow, proxy_mode,
-                                 free_ports)
+                                 free_ports, grace)
         resumed = False
     if cluster.supervisor_pid() is not None:
         console.print(f"cluster {settings.name!r} is already running "
