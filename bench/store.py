@@ -1,6 +1,7 @@
 """Store benchmark: the embedded SQLite store against real etcd, in one run.
 
     python3 bench/store.py [--quick] [--only sqlite|etcd]
+    python3 bench/store.py --etcd-clients     (gRPC vs the JSON gateway, on one etcd)
 
 etcd is started on loopback in a temporary directory and killed at the end. Printed per
 backend: single-client put latency (p50/p99), puts/s with 100 concurrent writers, a
@@ -210,6 +211,82 @@ def report(results: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+async def compare_etcd_clients(server: EtcdServer, n: int = 2000) -> str:
+    """gRPC (what EtcdStore uses) against etcd's JSON gateway, on the same etcd."""
+    import base64
+
+    import aiohttp
+    import orjson
+    from aetcd import rpc
+
+    def b64(data: bytes) -> str:
+        return base64.b64encode(data).decode()
+
+    async def grpc_client() -> dict[str, float]:
+        channel = rpc.insecure_channel(server.endpoint)
+        kv = rpc.KVStub(channel)
+        lat = []
+        for i in range(n):
+            key = f"/cmp/grpc/{i}".encode()
+            t = time.perf_counter()
+            await kv.Txn(rpc.TxnRequest(
+                compare=[rpc.Compare(key=key, target=rpc.Compare.CREATE,
+                                     result=rpc.Compare.EQUAL, create_revision=0)],
+                success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=VALUE))]),
+                timeout=5)
+            lat.append(time.perf_counter() - t)
+
+        async def writer(j: int) -> None:
+            for i in range(n // 100):
+                await kv.Put(rpc.PutRequest(key=f"/cmp/grpcc/{j}/{i}".encode(), value=VALUE),
+                             timeout=5)
+
+        t = time.perf_counter()
+        await asyncio.gather(*[writer(j) for j in range(100)])
+        rate = n / (time.perf_counter() - t)
+        t = time.perf_counter()
+        await kv.Range(rpc.RangeRequest(key=b"/cmp/grpc/", range_end=b"/cmp/grpc0"), timeout=10)
+        listed = time.perf_counter() - t
+        await channel.close()
+        return {"txn put p50 ms": pct(lat, .5) * 1000, "txn put p99 ms": pct(lat, .99) * 1000,
+                "puts/s (100 writers)": rate, f"range {n} keys ms": listed * 1000}
+
+    async def gateway_client() -> dict[str, float]:
+        async with aiohttp.ClientSession() as session:
+            async def post(path: str, body: dict[str, Any]) -> dict[str, Any]:
+                async with session.post(server.client_url + path, data=orjson.dumps(body)) as r:
+                    return orjson.loads(await r.read())
+
+            lat = []
+            for i in range(n):
+                key = b64(f"/cmp/gw/{i}".encode())
+                t = time.perf_counter()
+                await post("/v3/kv/txn", {
+                    "compare": [{"key": key, "target": "CREATE", "result": "EQUAL",
+                                 "create_revision": "0"}],
+                    "success": [{"request_put": {"key": key, "value": b64(VALUE)}}]})
+                lat.append(time.perf_counter() - t)
+
+            async def writer(j: int) -> None:
+                for i in range(n // 100):
+                    await post("/v3/kv/put", {"key": b64(f"/cmp/gwc/{j}/{i}".encode()),
+                                              "value": b64(VALUE)})
+
+            t = time.perf_counter()
+            await asyncio.gather(*[writer(j) for j in range(100)])
+            rate = n / (time.perf_counter() - t)
+            t = time.perf_counter()
+            got = await post("/v3/kv/range", {"key": b64(b"/cmp/gw/"), "range_end": b64(b"/cmp/gw0")})
+            values = [base64.b64decode(item["value"]) for item in got.get("kvs", [])]
+            listed = time.perf_counter() - t
+            assert len(values) == n
+        return {"txn put p50 ms": pct(lat, .5) * 1000, "txn put p99 ms": pct(lat, .99) * 1000,
+                "puts/s (100 writers)": rate, f"range {n} keys ms": listed * 1000}
+
+    return report({"gRPC": await grpc_client(), "JSON gateway": await gateway_client()}).replace(
+        "SQLite/etcd", "gRPC/gateway")
+
+
 def _cell(value: float | None) -> str:
     if value is None:
         return "-"
@@ -220,7 +297,17 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, about a minute")
     parser.add_argument("--only", choices=["sqlite", "etcd"])
+    parser.add_argument("--etcd-clients", action="store_true",
+                        help="only compare etcd's gRPC API with its JSON gateway")
     args = parser.parse_args()
+    if args.etcd_clients:
+        server = EtcdServer()
+        try:
+            server.start()
+            print(await compare_etcd_clients(server))
+        finally:
+            server.cleanup()
+        return
     sizes = QUICK if args.quick else FULL
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="tinykube-bench-") as tmp:

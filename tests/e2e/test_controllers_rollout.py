@@ -19,10 +19,15 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "controllers"
 CONTROLLERS = ["replicaset", "deployment", "garbagecollector", "serviceaccount"]
 
 
-def newest_only(kubectl) -> None:
-    """The narrower checks run once, with the newest kubectl (the main one runs with all)."""
+@pytest.fixture
+def newest(kubectl):
+    """The narrower checks run once, with the newest kubectl (the main one runs with all).
+
+    Requested before ``cluster`` so a skipped run starts nothing.
+    """
     if kubectl.version != "1.33":
         pytest.skip("covered with kubectl 1.33")
+    return kubectl
 
 
 @pytest.fixture
@@ -69,8 +74,8 @@ async def test_rollout_status_history_undo_and_scale(kubectl, cluster):
     assert sizes == ["0", "5"]
 
 
-async def test_rollout_restart_rolls_new_pods(kubectl, cluster):
-    newest_only(kubectl)
+async def test_rollout_restart_rolls_new_pods(newest, cluster):
+    kubectl = newest
     await kubectl.run("apply", "-f", str(EXAMPLES / "web-deployment.yaml"))
     await kubectl.run("rollout", "status", "deployment/web", "--timeout=30s")
     before = {p["metadata"]["name"] for p in (await kubectl.json("get", "pods"))["items"]}
@@ -84,8 +89,8 @@ async def test_rollout_restart_rolls_new_pods(kubectl, cluster):
     assert len(alive) == 3 and not alive & before
 
 
-async def test_pause_and_resume(kubectl, cluster):
-    newest_only(kubectl)
+async def test_pause_and_resume(newest, cluster):
+    kubectl = newest
     await kubectl.run("apply", "-f", str(EXAMPLES / "web-deployment.yaml"))
     await kubectl.run("rollout", "status", "deployment/web", "--timeout=30s")
     await kubectl.run("rollout", "pause", "deployment/web")
@@ -98,8 +103,8 @@ async def test_pause_and_resume(kubectl, cluster):
     assert len(rs) == 2
 
 
-async def test_deleting_deployment_with_kubectl_cascades(kubectl, cluster):
-    newest_only(kubectl)
+async def test_deleting_deployment_with_kubectl_cascades(newest, cluster):
+    kubectl = newest
     await kubectl.run("apply", "-f", str(EXAMPLES / "web-deployment.yaml"))
     await kubectl.run("rollout", "status", "deployment/web", "--timeout=30s")
     await kubectl.run("delete", "deployment", "web", "--timeout=30s")
@@ -108,8 +113,8 @@ async def test_deleting_deployment_with_kubectl_cascades(kubectl, cluster):
     assert [p for p in pods if not p["metadata"].get("deletionTimestamp")] == []
 
 
-async def test_tutorial_replicaset_reconciles_a_deleted_pod(kubectl, cluster):
-    newest_only(kubectl)
+async def test_tutorial_replicaset_reconciles_a_deleted_pod(newest, cluster):
+    kubectl = newest
     out = await kubectl.run("apply", "-f", str(EXAMPLES / "web-rs.yaml"))
     assert out.stdout.strip() == "replicaset.apps/web-rs created"
     await kubectl.run("wait", "--for=jsonpath={.status.readyReplicas}=3", "rs/web-rs",
@@ -128,3 +133,36 @@ async def test_tutorial_replicaset_reconciles_a_deleted_pod(kubectl, cluster):
                                "involvedObject.name=web-rs", "-o",
                                "jsonpath={.items[*].reason}")
     assert "SuccessfulCreate" in events.stdout.split()
+
+
+async def test_statefulset_rollout_status_and_history(newest, cluster):
+    kubectl = newest
+    async with RunningControllers(cluster, ["statefulset"]):
+        await kubectl.run("apply", "-f", str(EXAMPLES / "web-statefulset.yaml"))
+        status = await kubectl.run("rollout", "status", "statefulset/web", "--timeout=30s")
+        assert "partitioned roll out complete" in status.stdout or \
+            "roll out complete" in status.stdout
+        names = sorted(p["metadata"]["name"] for p in (await kubectl.json(
+            "get", "pods", "-l", "app=nginx"))["items"])
+        assert names == ["web-0", "web-1", "web-2"]
+        claims = sorted(c["metadata"]["name"] for c in (await kubectl.json("get", "pvc"))["items"])
+        assert claims == ["www-web-0", "www-web-1", "www-web-2"]
+        await kubectl.run("set", "image", "statefulset/web", "nginx=nginx:1.26")
+        await kubectl.run("rollout", "status", "statefulset/web", "--timeout=30s")
+        history = await kubectl.run("rollout", "history", "statefulset/web")
+        assert [line.split()[0] for line in history.stdout.strip().splitlines()[2:]] == [
+            "1", "2"]
+
+
+async def test_daemonset_rollout_status(newest, cluster):
+    kubectl = newest
+    for name in ("node-a", "node-b"):
+        await cluster.resource("nodes").create({"apiVersion": "v1", "kind": "Node",
+                                                "metadata": {"name": name}})
+    async with RunningControllers(cluster, ["daemonset"]):
+        await kubectl.run("apply", "-f", str(EXAMPLES / "agent-daemonset.yaml"))
+        status = await kubectl.run("rollout", "status", "daemonset/agent", "--timeout=30s")
+        assert 'daemon set "agent" successfully rolled out' in status.stdout
+        ds = await kubectl.json("get", "daemonset", "agent")
+        assert ds["status"]["desiredNumberScheduled"] == 2
+        assert ds["status"]["numberReady"] == 2

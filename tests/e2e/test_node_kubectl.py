@@ -108,3 +108,12 @@ async def test_kubectl_exec_interactive_tty(hello):
     command = hello.command("exec", "-it", "hello", "--", "sh")
     out = await asyncio.to_thread(run_in_terminal, command, hello._env(), b"echo tty=$((6*7))\nexit\n", 30)
     assert b"tty=42" in out
+
+
+async def test_kubectl_logs_follow(hello):
+    proc = hello.popen("logs", "-f", "hello")
+    try:
+        lines = await hello.read_until(proc, lambda line: line.startswith("hello from"), 20)
+        assert lines[0].startswith("hello from")
+    finally:
+        hello.stop(proc)

@@ -31,6 +31,9 @@ class ManagerEntry:
     fields: FieldSet = field(default_factory=set)
     time: str = ""
     subresource: str = ""
+    # The entry as read, reused when nothing about it changed (encoding is the slow part).
+    raw: dict[str, Any] | None = None
+    read_fields: frozenset = frozenset()
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -47,6 +50,10 @@ class ManagerEntry:
         return text
 
     def to_dict(self) -> dict[str, Any]:
+        if self.raw is not None and self.fields == self.read_fields and \
+                self.time == (self.raw.get("time") or "") and \
+                self.api_version == (self.raw.get("apiVersion") or ""):
+            return self.raw
         out: dict[str, Any] = {"manager": self.manager, "operation": self.operation,
                                "apiVersion": self.api_version, "time": self.time or meta.now(),
                                "fieldsType": "FieldsV1",
@@ -62,10 +69,11 @@ def read_managed_fields(obj: Mapping[str, Any] | None) -> list[ManagerEntry]:
     for raw in raw_entries if isinstance(raw_entries, list) else []:
         if not isinstance(raw, dict) or not raw.get("manager"):
             continue
+        fields = fieldsets.decode(raw.get("fieldsV1"))
         entries.append(ManagerEntry(raw["manager"], raw.get("operation") or "Update",
-                                    raw.get("apiVersion") or "",
-                                    fieldsets.decode(raw.get("fieldsV1")),
-                                    raw.get("time") or "", raw.get("subresource") or ""))
+                                    raw.get("apiVersion") or "", fields,
+                                    raw.get("time") or "", raw.get("subresource") or "",
+                                    raw, frozenset(fields)))
     return entries
 
 

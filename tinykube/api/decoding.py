@@ -88,34 +88,34 @@ def _allows(kinds: set[str], value: Any) -> bool:
     return True
 
 
-def _walk(value: Any, node: Mapping[str, Any] | None, path: str, go_path: str, struct: str,
+def _walk(value: Any, raw: Mapping[str, Any] | None, path: str, go_path: str, struct: str,
           out: list[TypeProblem]) -> None:
-    if node is None or value is None:
+    if raw is None or value is None:
         return
-    resolved = schema.resolve(node)
-    kinds = schema.types(resolved)
-    if not _allows(kinds, value):
-        out.append(TypeProblem(path, go_path, struct, _json_kind(value), _go_type(node), value))
+    node = schema.node(raw)
+    if not _allows(node.types, value):
+        out.append(TypeProblem(path, go_path, struct, _json_kind(value), _go_type(raw), value))
         return
     if isinstance(value, dict):
-        if schema.is_preserve_unknown(resolved):
+        if node.preserve_unknown:
             return
-        props = resolved.get("properties")
-        owner = _short(schema.ref_name(node)) or struct
+        props = node.properties
         if props:
+            owner = _short(node.ref) or struct
             for key, item in value.items():
-                if key in props:
-                    _walk(item, props[key], f"{path}.{key}" if path else key,
+                child = props.get(key)
+                if child is not None:
+                    _walk(item, child, f"{path}.{key}" if path else key,
                           f"{go_path}.{key}" if go_path else key, owner, out)
             return
-        extra = resolved.get("additionalProperties")
-        if isinstance(extra, dict):
+        extra = node.additional
+        if extra is not None:
             for key, item in value.items():
                 _walk(item, extra, f"{path}[{key}]", go_path, struct, out)
     elif isinstance(value, list):
-        items = resolved.get("items")
-        if isinstance(items, dict):
-            item_kinds = schema.types(schema.resolve(items))
+        items = node.items
+        if items is not None:
+            item_kinds = schema.node(items).types
             for i, item in enumerate(value):
                 if item is None and "object" in item_kinds:
                     # Go would decode a zero struct; no client sends this on purpose, and

@@ -7,10 +7,12 @@ real cluster would. Pod templates embedded in workloads get the pod spec default
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Callable
 
 from tinykube.api import decoding
 from tinykube.api.kinds import ResourceInfo
+from tinykube.api.quantity import canonicalize, format_quantity
 
 Obj = dict[str, Any]
 
@@ -32,6 +34,31 @@ def _sub(parent: Obj, key: str) -> Obj:
 def _set(obj: Obj, key: str, value: Any) -> None:
     if obj.get(key) is None:
         obj[key] = value
+
+
+# --- quantities ------------------------------------------------------------------------
+
+
+def canonical_quantities(resources: Any) -> None:
+    """Rewrite a ``{name: quantity}`` map in upstream's canonical form, in place
+    (``1000m`` -> ``1``, ``1024Mi`` -> ``1Gi``, numbers -> strings), as a decode/encode
+    round trip through Go's resource.Quantity does. Invalid values stay for validation."""
+    if not isinstance(resources, dict):
+        return
+    for name, value in resources.items():
+        try:
+            if isinstance(value, str):
+                resources[name] = canonicalize(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                resources[name] = format_quantity(value, "DecimalSI")
+        except ValueError:
+            continue
+
+
+def _canonical_sections(obj: Any, *sections: str) -> None:
+    if isinstance(obj, dict):
+        for section in sections:
+            canonical_quantities(obj.get(section))
 
 
 # --- containers and pod specs ----------------------------------------------------------
@@ -73,6 +100,7 @@ def _default_container(c: Any) -> None:
     image = c.get("image")
     if isinstance(image, str) and image and not c.get("imagePullPolicy"):
         c["imagePullPolicy"] = image_pull_policy(image)
+    _canonical_sections(c.get("resources"), "limits", "requests")
     _set(c, "terminationMessagePath", "/dev/termination-log")
     _set(c, "terminationMessagePolicy", "File")
     for port in c.get("ports") or []:
@@ -150,6 +178,7 @@ def default_pod_spec(spec: Any, *, template: bool = False) -> None:
             _default_container(c)
     for volume in spec.get("volumes") or []:
         _default_volume(volume)
+    canonical_quantities(spec.get("overhead"))
     if not template:
         _set(spec, "enableServiceLinks", True)
         for key in ("initContainers", "containers"):
@@ -222,6 +251,7 @@ def _default_daemonset(obj: Obj) -> None:
 def _default_pvc_spec(spec: Any) -> None:
     if isinstance(spec, dict):
         _set(spec, "volumeMode", "Filesystem")
+        _canonical_sections(spec.get("resources"), "limits", "requests")
 
 
 def _default_statefulset(obj: Obj) -> None:
@@ -349,8 +379,17 @@ def _default_namespace(obj: Obj) -> None:
 
 
 def _default_secret(obj: Obj) -> None:
+    """Opaque by default; ``stringData`` is write-only: merged into ``data`` (base64, it
+    wins over the same key in data) and dropped, as upstream's conversion does."""
     if not obj.get("type"):
         obj["type"] = "Opaque"
+    string_data = obj.get("stringData")
+    if isinstance(string_data, dict):
+        data = _sub(obj, "data")
+        for key, value in string_data.items():
+            if isinstance(value, str):
+                data[key] = base64.b64encode(value.encode()).decode()
+        del obj["stringData"]
 
 
 def _default_pvc(obj: Obj) -> None:
@@ -360,12 +399,14 @@ def _default_pvc(obj: Obj) -> None:
 
 def _default_pv(obj: Obj) -> None:
     spec = _sub(obj, "spec")
+    canonical_quantities(spec.get("capacity"))
     _set(spec, "persistentVolumeReclaimPolicy", "Retain")
     _set(spec, "volumeMode", "Filesystem")
     _set(_sub(obj, "status"), "phase", "Pending")
 
 
 def _default_node(obj: Obj) -> None:
+    _canonical_sections(obj.get("status"), "capacity", "allocatable")
     status = obj.get("status")
     if isinstance(status, dict) and status.get("capacity") and not status.get("allocatable"):
         status["allocatable"] = dict(status["capacity"])
@@ -385,8 +426,15 @@ def _default_endpointslice(obj: Obj) -> None:
             _set(port, "protocol", "TCP")
 
 
+def _default_resourcequota(obj: Obj) -> None:
+    _canonical_sections(obj.get("spec"), "hard")
+    _canonical_sections(obj.get("status"), "hard", "used")
+
+
 def _default_limitrange(obj: Obj) -> None:
     for limit in (obj.get("spec") or {}).get("limits") or []:
+        _canonical_sections(limit, "max", "min", "default", "defaultRequest",
+                            "maxLimitRequestRatio")
         if not isinstance(limit, dict) or limit.get("type") != "Container":
             continue
         # A max without a default becomes the default; a default without a request too.
@@ -450,6 +498,7 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("", "Node"): _default_node,
     ("", "Endpoints"): _default_endpoints,
     ("", "LimitRange"): _default_limitrange,
+    ("", "ResourceQuota"): _default_resourcequota,
     ("apps", "Deployment"): _default_deployment,
     ("apps", "ReplicaSet"): _default_replicaset,
     ("apps", "DaemonSet"): _default_daemonset,

@@ -32,20 +32,18 @@ def _dumps(value: Any) -> str:
 def child_schema(node: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
     if not node:
         return None
-    resolved = schema.resolve(node)
-    if schema.is_preserve_unknown(resolved):
+    compiled = schema.node(node)
+    if compiled.preserve_unknown:
         return None
-    props = resolved.get("properties") or {}
-    if key in props:
-        return props[key]
-    extra = resolved.get("additionalProperties")
-    return extra if isinstance(extra, dict) else None
+    if compiled.properties and key in compiled.properties:
+        return compiled.properties[key]
+    return compiled.additional
 
 
 def items_schema(node: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     if not node:
         return None
-    return schema.resolve(node).get("items")
+    return schema.node(node).items
 
 
 def list_mode(node: Mapping[str, Any] | None) -> tuple[str, tuple[str, ...]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+from dataclasses import dataclass
 import hashlib
 import json
 import os
@@ -77,7 +78,10 @@ def ref_name(schema: Mapping[str, Any]) -> str | None:
 
 
 def resolve(schema: Mapping[str, Any] | None) -> Schema:
-    """Follow ``$ref`` to the referenced definition; the schema itself otherwise."""
+    """Follow ``$ref`` to the referenced definition; the schema itself otherwise.
+
+    The result is shared with the loaded definitions: read it, never modify it.
+    """
     if not schema:
         return {}
     seen = 0
@@ -85,10 +89,39 @@ def resolve(schema: Mapping[str, Any] | None) -> Schema:
     while seen < 32:
         name = ref_name(current)
         if not name:
-            return dict(current)
+            return current  # type: ignore[return-value]
         current = definitions().get(name) or {}
         seen += 1
-    return dict(current)
+    return current  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Node:
+    """What walkers need of one schema node, computed once per node (see ``node``)."""
+
+    types: frozenset[str]
+    properties: Mapping[str, Any] | None
+    items: Mapping[str, Any] | None
+    additional: Mapping[str, Any] | None
+    preserve_unknown: bool
+    ref: str | None
+
+
+_NODES: dict[int, tuple[Mapping[str, Any], Node]] = {}
+
+
+def node(raw: Mapping[str, Any]) -> Node:
+    """The compiled form of a raw (possibly ``$ref``) schema node, cached by identity."""
+    cached = _NODES.get(id(raw))
+    if cached is not None and cached[0] is raw:
+        return cached[1]
+    resolved = resolve(raw)
+    items = resolved.get("items")
+    compiled = Node(frozenset(types(resolved)), resolved.get("properties") or None,
+                    items if isinstance(items, dict) else None, additional_schema(resolved),
+                    is_preserve_unknown(resolved), ref_name(raw))
+    _NODES[id(raw)] = (raw, compiled)
+    return compiled
 
 
 def types(schema: Mapping[str, Any]) -> set[str]:

@@ -22,8 +22,8 @@ from tinykube.api import validate_apps as apps
 from tinykube.api import validate_core as core
 from tinykube.api import validate_other as other
 from tinykube.api import validate_pod as pod
-from tinykube.api.validate_common import (Causes, Obj, as_dict, as_list, labels, msgs_to_causes,
-                                          unchanged)
+from tinykube.api.validate_common import (Causes, Obj, Validator, as_dict, as_list, labels,
+                                          msgs_to_causes, unchanged)
 
 TOTAL_ANNOTATION_SIZE = 256 * 1024
 
@@ -143,12 +143,18 @@ def validate_object_meta_update(new_md: Any, old_md: Any) -> Causes:
             old.get("deletionTimestamp"):
         errs += unchanged(new.get("deletionTimestamp"), old.get("deletionTimestamp"),
                           path.child("deletionTimestamp"))
+    if old.get("deletionTimestamp"):
+        added = [f for f in as_list(new.get("finalizers")) if f not in as_list(
+            old.get("finalizers"))]
+        if added:
+            listed = ", ".join(f'"{f}"' for f in added)
+            errs.append(Cause.forbidden("metadata.finalizers",
+                                        "no new finalizers can be added if the object is being "
+                                        f"deleted, found new finalizers []string{{{listed}}}"))
     return errs
 
 
-KindValidator = Callable[[Obj, "Obj | None"], Causes]
-
-_VALIDATORS: dict[tuple[str, str], KindValidator] = {
+_VALIDATORS: dict[tuple[str, str], Validator] = {
     ("", "Pod"): pod.validate_pod,
     ("", "PodTemplate"): pod.validate_pod_template,
     ("", "ReplicationController"): apps.validate_replication_controller,
@@ -231,21 +237,18 @@ def validate_or_raise(info: ResourceInfo, obj: Obj, old: Obj | None = None) -> N
 # --- unknown fields (fieldValidation=Strict|Warn) ---------------------------------------
 
 
-def _walk_unknown(value: Any, node: dict | None, path: str, out: list[str]) -> None:
-    if node is None:
+def _walk_unknown(value: Any, raw: dict | None, path: str, out: list[str]) -> None:
+    if raw is None:
         return
-    resolved = schema.resolve(node)
-    if schema.is_preserve_unknown(resolved):
+    node = schema.node(raw)
+    if node.preserve_unknown:
         return
-    kinds = schema.types(resolved)
     if isinstance(value, dict):
-        props = resolved.get("properties")
-        extra = resolved.get("additionalProperties")
-        if props is None and isinstance(extra, dict):
-            for key, item in value.items():
-                _walk_unknown(item, extra, f"{path}[{key}]" if path else key, out)
-            return
+        props = node.properties
         if props is None:
+            if node.additional is not None:
+                for key, item in value.items():
+                    _walk_unknown(item, node.additional, f"{path}[{key}]" if path else key, out)
             return
         for key, item in value.items():
             child_path = f"{path}.{key}" if path else key
@@ -253,10 +256,9 @@ def _walk_unknown(value: Any, node: dict | None, path: str, out: list[str]) -> N
                 _walk_unknown(item, props[key], child_path, out)
             else:
                 out.append(f'unknown field "{child_path}"')
-    elif isinstance(value, list) and ("array" in kinds or "items" in resolved):
-        items = resolved.get("items")
+    elif isinstance(value, list) and node.items is not None:
         for i, item in enumerate(value):
-            _walk_unknown(item, items, f"{path}[{i}]", out)
+            _walk_unknown(item, node.items, f"{path}[{i}]", out)
 
 
 def unknown_fields(info: ResourceInfo, obj: Any) -> list[str]:

@@ -42,7 +42,7 @@ DEFAULT_MAX_SIZE_MB = 100  # lumberjack's default when --audit-log-maxsize is 0
 
 
 class PolicyError(ValueError):
-    """The policy file is not a valid audit.k8s.io Policy."""
+    """The audit configuration is unusable: an invalid Policy or an unwritable log."""
 
 
 # -- policy --------------------------------------------------------------------------------
@@ -323,7 +323,7 @@ class RequestAudit:
         return ev
 
     def _fill_ref(self, ref: dict) -> dict:
-        """Upstream takes the name (and namespace) of a created object from its body."""
+        """Upstream takes a created object's name from its body (the URL has none)."""
         meta = self.request_object.get("metadata") if isinstance(self.request_object,
                                                                   dict) else None
         if isinstance(meta, dict) and self.decision.at_least("Request"):
@@ -470,6 +470,19 @@ class _StdoutSink:
         pass
 
 
+def check_log_path(path: str) -> None:
+    """Fail at configuration time, with a message, when the log cannot be written."""
+    if path == "-":
+        return
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as err:
+        raise PolicyError(f"unable to open audit log file {path}: {err.strerror or err}") \
+            from err
+
+
 def open_sink(path: str, max_size_mb: int, max_backups: int, max_age_days: int):
     """``-`` is standard output, as for kube-apiserver; else a rotating file."""
     if path == "-":
@@ -572,7 +585,8 @@ class AuditBackend:
                                   response: web.StreamResponse) -> None:
         """ResponseStarted, for watches: headers are out, events follow."""
         ra: RequestAudit | None = request.get(REQUEST_AUDIT)
-        if ra is not None and ra.info.verb == "watch" and not ra.finished:
+        if (ra is not None and ra.info.verb == "watch" and not ra.finished
+                and response.status < 300):
             self.emit(ra, "ResponseStarted", response.status)
 
     def observe(self, info: RequestInfo, code: int, _seconds: float) -> None:
@@ -593,15 +607,13 @@ class AuditBackend:
         self.writer.close()
 
 
-AUDIT_KEY = web.AppKey("audit_backend", AuditBackend)
-
-
 def setup(app: web.Application, server: Any) -> None:
     """Enable auditing when both ``audit_policy_file`` and ``audit_log_path`` are set."""
     config = server.config
     if not config.audit_policy_file or not config.audit_log_path:
         return
     policy = Policy.load(config.audit_policy_file)
+    check_log_path(config.audit_log_path)
     holder: dict[str, AuditBackend] = {}
 
     async def open_log(_app: web.Application):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from aiohttp import web
 
 from tinykube.api import errors
-from tinykube.api.kinds import ResourceInfo
+from tinykube.api.kinds import ResourceInfo, lookup
 from tinykube.apiserver.objects import Objects
 from tinykube.apiserver.registry import strategy_for
+from tinykube.apiserver.registry import eventsv1
 from tinykube.apiserver.registry.base import Strategy
 from tinykube.apiserver.request import RequestInfo
 from tinykube.apiserver.responses import Format, negotiate
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
     from tinykube.apiserver.server import APIServer
 
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+CORE_EVENTS = lookup("", "v1", "events")
 
 
 @dataclass
@@ -32,13 +34,32 @@ class Context:
     name: str
     subresource: str
     fmt: Format
+    # The resource as the client addressed it, when it is a view of another one's storage
+    # (events.k8s.io/v1 Events are core/v1 Events converted at the edge).
+    client_resource: ResourceInfo | None = None
+    view: Callable[[dict], dict] | None = None
+    unview: Callable[[dict], dict] | None = None
 
     @classmethod
     def build(cls, server: "APIServer", request: web.Request, resource: ResourceInfo) -> "Context":
         info: RequestInfo = request["request_info"]
+        client_resource, view, unview = resource, None, None
+        if (resource.group, resource.resource) == ("events.k8s.io", "events"):
+            resource, view, unview = CORE_EVENTS, eventsv1.to_v1, eventsv1.to_core
         return cls(server, request, info, resource, strategy_for(resource),
                    info.namespace if resource.namespaced else "", info.name, info.subresource,
-                   negotiate(request.headers.get("Accept")))
+                   negotiate(request.headers.get("Accept")), client_resource, view, unview)
+
+    @property
+    def shown_resource(self) -> ResourceInfo:
+        """The resource whose kind and version responses are encoded as."""
+        return self.client_resource or self.resource
+
+    def to_client(self, obj: dict) -> dict:
+        return self.view(obj) if self.view is not None else obj
+
+    def from_client(self, obj: dict) -> dict:
+        return self.unview(obj) if self.unview is not None else obj
 
     @property
     def objects(self) -> Objects:

@@ -118,12 +118,12 @@ async def delete(ctx: Context) -> web.StreamResponse:
         ctx.subresource, opts.dry_run))
     obj, removed = await delete_object(ctx, ctx.name, opts)
     if not removed or ctx.strategy.return_deleted_object:
-        return encode_object(ctx.fmt, ctx.resource, obj, None)
+        return encode_object(ctx.fmt, ctx.shown_resource, ctx.to_client(obj), None)
     return json_response(_status_bytes(ctx, obj))
 
 
 def _status_bytes(ctx: Context, obj: dict) -> bytes:
-    return orjson.dumps(success_status(ctx.resource, meta.name(obj), meta.uid(obj)))
+    return orjson.dumps(success_status(ctx.shown_resource, meta.name(obj), meta.uid(obj)))
 
 
 async def delete_object(ctx: Context, name: str, opts: DeleteOptions) -> tuple[dict, bool]:

@@ -220,11 +220,12 @@ def negotiate_aggregated(accept: str) -> str | None:
 
 @dataclass(frozen=True)
 class Document:
-    """A serialized document with its ETag and content type."""
+    """A serialized document with its ETag and content type (shared with openapi)."""
 
     body: bytes
     etag: str
     content_type: str = "application/json"
+    cache_control: str = "no-cache, private"
 
     @classmethod
     def of(cls, doc: dict, content_type: str = "application/json") -> "Document":
@@ -232,7 +233,7 @@ class Document:
         return cls(body, '"' + hashlib.sha512(body).hexdigest()[:32].upper() + '"', content_type)
 
     def respond(self, request: web.Request) -> web.Response:
-        headers = {"ETag": self.etag, "Vary": "Accept", "Cache-Control": "no-cache, private"}
+        headers = {"ETag": self.etag, "Vary": "Accept", "Cache-Control": self.cache_control}
         if request.headers.get("If-None-Match") == self.etag:
             return web.Response(status=304, headers=headers)
         resp = web.Response(body=self.body, headers=headers)
@@ -263,14 +264,11 @@ class DiscoveryDocuments:
         }
 
 
-def _not_found(request: web.Request) -> web.Response:
-    """404 as a Status, as kube-apiserver answers unknown discovery paths."""
-    status = {
-        "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-        "message": "the server could not find the requested resource", "reason": "NotFound",
-        "details": {}, "code": 404,
-    }
-    return web.Response(status=404, body=orjson.dumps(status), content_type="application/json")
+def _found(doc: Document | None, request: web.Request) -> web.Response:
+    """The document, or the pipeline's 404 Status for an unknown discovery path."""
+    if doc is None:
+        raise web.HTTPNotFound()
+    return doc.respond(request)
 
 
 def setup(app: web.Application, server: object) -> None:
@@ -294,16 +292,15 @@ def setup(app: web.Application, server: object) -> None:
 
     async def handle_core_version(request: web.Request) -> web.Response:
         doc = docs.resource_lists.get(("", request.match_info["version"]))
-        return doc.respond(request) if doc else _not_found(request)
+        return _found(doc, request)
 
     async def handle_group(request: web.Request) -> web.Response:
         doc = docs.group_docs.get(request.match_info["group"])
-        return doc.respond(request) if doc else _not_found(request)
+        return _found(doc, request)
 
     async def handle_group_version(request: web.Request) -> web.Response:
         key = (request.match_info["group"], request.match_info["version"])
-        doc = docs.resource_lists.get(key) if key[0] else None
-        return doc.respond(request) if doc else _not_found(request)
+        return _found(docs.resource_lists.get(key) if key[0] else None, request)
 
     for path, handler in (
         ("/api", handle_api),

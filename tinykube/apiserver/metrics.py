@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -94,6 +94,12 @@ def request_labels(info: RequestInfo) -> dict[str, str]:
     }
 
 
+def is_apply(request: web.Request) -> bool:
+    """A server-side apply: PATCH with an apply-patch body."""
+    return request.method == "PATCH" and request.headers.get(
+        "Content-Type", "").startswith("application/apply-patch")
+
+
 def request_kind(method: str) -> str:
     """``readOnly`` or ``mutating``, the label of apiserver_current_inflight_requests."""
     return "readOnly" if method.upper() in ("GET", "HEAD", "OPTIONS") else "mutating"
@@ -111,6 +117,8 @@ class APIServerMetrics:
     storage_objects: Gauge
     watch_events: Counter
     longrunning: Gauge
+    # audit IDs of in-flight server-side apply PATCHes (upstream counts them as APPLY)
+    applies: set[str] = field(default_factory=set)
 
     @classmethod
     def create(cls) -> "APIServerMetrics":
@@ -155,6 +163,9 @@ class APIServerMetrics:
 
     def observe_request(self, info: RequestInfo, code: int, seconds: float) -> None:
         labels = request_labels(info)
+        if info.audit_id in self.applies:
+            self.applies.discard(info.audit_id)
+            labels["verb"] = "APPLY"
         self.requests.labels(**labels, code=str(code)).inc()
         self.durations.labels(**labels).observe(seconds)
 
@@ -238,6 +249,8 @@ def setup(app: web.Application, server: Any) -> None:
     @web.middleware
     async def count_inflight(request: web.Request, handler: Callable) -> web.StreamResponse:
         info: RequestInfo | None = request.get("request_info")
+        if info is not None and is_apply(request):
+            metrics.applies.add(info.audit_id)
         gauges = [metrics.inflight.labels(request_kind=request_kind(request.method))]
         longrunning = metrics.longrunning_gauge(info) if info is not None else None
         if longrunning is not None:

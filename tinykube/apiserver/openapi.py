@@ -25,6 +25,7 @@ import orjson
 from aiohttp import web
 
 from tinykube.api import kinds
+from tinykube.apiserver.discovery import Document
 
 # Clients ask with the historical "@v1.0" spelling; the answer carries ".v1.0" because
 # Go's mime parser (which client-go runs on Content-Type) rejects "@".
@@ -563,22 +564,9 @@ class OpenAPIDocuments:
                           for p in self.v3_paths}}
 
 
-def _cached_response(request: web.Request, body: bytes, digest: str,
-                     content_type: str) -> web.Response:
-    etag = f'"{digest}"'
-    headers = {"ETag": etag, "Vary": "Accept"}
-    if request.headers.get("If-None-Match") == etag:
-        return web.Response(status=304, headers=headers)
-    resp = web.Response(body=body, headers=headers)
-    resp.headers["Content-Type"] = content_type
-    return resp
-
-
-def _not_found() -> web.Response:
-    status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-              "message": "the server could not find the requested resource",
-              "reason": "NotFound", "details": {}, "code": 404}
-    return web.Response(status=404, body=orjson.dumps(status), content_type="application/json")
+def _document(body: bytes, digest: str, content_type: str = "application/json",
+              cache_control: str = "no-cache, private") -> Document:
+    return Document(body, f'"{digest}"', content_type, cache_control)
 
 
 def setup(app: web.Application, server: Any) -> None:
@@ -590,30 +578,28 @@ def setup(app: web.Application, server: Any) -> None:
     async def handle_v2(request: web.Request) -> web.Response:
         if wants_protobuf(request.headers.get("Accept", "")):
             body, digest = await asyncio.to_thread(lambda: docs.v2_protobuf)
-            return _cached_response(request, body, digest, PROTOBUF_V2_CONTENT_TYPE)
+            return _document(body, digest, PROTOBUF_V2_CONTENT_TYPE).respond(request)
         body, digest = await asyncio.to_thread(lambda: docs.v2_json)
-        return _cached_response(request, body, digest, "application/json")
+        return _document(body, digest).respond(request)
 
     async def handle_v3_index(request: web.Request) -> web.Response:
         body = orjson.dumps(await asyncio.to_thread(docs.v3_index))
-        return _cached_response(request, body, content_hash(body), "application/json")
+        return _document(body, content_hash(body)).respond(request)
 
     async def handle_v3(request: web.Request) -> web.Response:
         path = request.match_info["path"].strip("/")
         found = await asyncio.to_thread(docs.v3, path)
         if found is None:
-            return _not_found()
+            raise web.HTTPNotFound()  # the pipeline answers with a NotFound Status
         body, digest = found
         asked = request.query.get("hash")
-        if asked is not None and asked != digest:
+        if asked is None:
+            return _document(body, digest).respond(request)
+        if asked != digest:
             return web.Response(status=301,
                                 headers={"Location": f"/openapi/v3/{path}?hash={digest}"})
-        resp = _cached_response(request, body, digest, "application/json")
-        if asked is not None:
-            resp.headers["Cache-Control"] = "public, immutable"
-            resp.headers["Expires"] = "Fri, 31 Dec 9999 00:00:00 GMT"
-        else:
-            resp.headers["Cache-Control"] = "no-cache, private"
+        resp = _document(body, digest, cache_control="public, immutable").respond(request)
+        resp.headers["Expires"] = "Fri, 31 Dec 9999 00:00:00 GMT"
         return resp
 
     app.router.add_get("/openapi/v2", handle_v2)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import orjson
 from aiohttp import web
 
 from tinykube.api import errors
@@ -54,10 +55,13 @@ async def get(ctx: Context) -> web.StreamResponse:
         await wait_for_cache(ctx, revision)
         cached = ctx.server.watch_cache.get(ctx.resource, ctx.namespace, ctx.name)
         if cached is None:
-            raise errors.not_found(ctx.resource, ctx.name)
+            raise errors.not_found(ctx.shown_resource, ctx.name)
+        if ctx.view is not None:
+            return encode_object(ctx.fmt, ctx.shown_resource, ctx.view(cached.obj), None,
+                                 include)
         return encode_object(ctx.fmt, ctx.resource, cached.obj, cached.raw, include)
     obj, _ = await ctx.objects.get(ctx.namespace, ctx.name)
-    return encode_object(ctx.fmt, ctx.resource, obj, None, include)
+    return encode_object(ctx.fmt, ctx.shown_resource, ctx.to_client(obj), None, include)
 
 
 def _limit(ctx: Context) -> int:
@@ -118,21 +122,26 @@ def _list_from_cache(ctx: Context, selection: Selection, limit: int) -> web.Stre
     token = None
     remaining: int | None = None
     prefix = _prefix(ctx)
+    last_key = ""
     for index, (key, cached) in enumerate(items):
         if predicate is not None and not predicate(cached.obj):
             continue
         if limit and len(chosen) == limit:
-            token = ContinueToken(revision, chosen_key[len(prefix):])
+            token = ContinueToken(revision, last_key[len(prefix):])
             if predicate is None:
                 remaining = len(items) - index
             break
         chosen.append(cached)
-        chosen_key = key
+        last_key = key
     return _answer(ctx, chosen, _list_meta(revision, token, remaining))
 
 
 def _answer(ctx: Context, chosen: list[CachedObject], list_meta: dict) -> web.StreamResponse:
     include = ctx.query.get("includeObject", "")
+    if ctx.view is not None:
+        shown = [ctx.view(c.obj) for c in chosen]
+        return encode_list(ctx.fmt, ctx.shown_resource, [orjson.dumps(o) for o in shown], shown,
+                           list_meta, include)
     objects = None if ctx.fmt.is_plain_json else [c.obj for c in chosen]
     return encode_list(ctx.fmt, ctx.resource, [c.raw for c in chosen], objects, list_meta,
                        include)

@@ -72,7 +72,8 @@ def add_resource_routes(app: web.Application, server: "APIServer") -> None:
             return await server.run_shielded(subresources.bind(ctx, legacy=True))
         resource = resolve(info)
         ctx = Context.build(server, request, resource)
-        if info.verb in MUTATING:
+        if info.verb in MUTATING and info.subresource not in subresources.NODE_PROXIED:
+            # (streams to the kubelet must end with their client, so they are not shielded)
             return await server.run_shielded(_dispatch(ctx))
         return await _dispatch(ctx)
 

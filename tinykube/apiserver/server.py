@@ -48,6 +48,7 @@ DEFAULT_ADMISSION_PLUGINS = ("NamespaceLifecycle", "LimitRanger", "ServiceAccoun
 RequestObserver = Callable[[RequestInfo, int, float], None]
 
 SERVER_KEY: web.AppKey["APIServer"] = web.AppKey("server")
+INFLIGHT_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -150,9 +151,8 @@ class APIServer:
 
         self.store = open_store(self.config.store_url)
         try:
-            await self.token_signer.load_or_create(self.store,
-                                                   self.config.service_account_key_file,
-                                                   self.config.store_url)
+            self.token_signer.load_or_create(self.config.service_account_key_file,
+                                             self.config.store_url)
             self.cluster_ips = ClusterIPAllocator(self.store,
                                                   self.config.service_cluster_ip_range)
             self.node_ports = NodePortAllocator(self.store, self.config.service_node_port_range)
@@ -167,7 +167,7 @@ class APIServer:
             site = web.TCPSite(self._runner, self.config.bind_address,
                                self.config.secure_port, backlog=4096)
             await site.start()
-            self.port = self._bound_port(site)
+            self.port = self._runner.addresses[0][1]
             if self.config.bootstrap:
                 await bootstrap(self)
         except BaseException:
@@ -178,19 +178,20 @@ class APIServer:
             self.write_kubeconfig(self.config.write_kubeconfig)
         log.info("tinykube apiserver listening on %s", self.url)
 
-    @staticmethod
-    def _bound_port(site: web.TCPSite) -> int:
-        server = site._server  # aiohttp keeps the asyncio Server here
-        sockets = getattr(server, "sockets", None) or []
-        return sockets[0].getsockname()[1]
-
     async def stop(self) -> None:
         self._started = False
+        if self.watch_cache is not None:
+            self.watch_cache.close_watchers()  # open watch streams end now, not at a timeout
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
         if self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+            # writes whose clients left finish first; a stuck one is cancelled, not awaited
+            _, stuck = await asyncio.wait(set(self._inflight), timeout=INFLIGHT_GRACE_SECONDS)
+            for task in stuck:
+                task.cancel()
+            if stuck:
+                await asyncio.gather(*stuck, return_exceptions=True)
         if self._compactor is not None:
             await self._compactor.stop()
             self._compactor = None

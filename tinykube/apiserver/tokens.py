@@ -61,8 +61,8 @@ class TokenSigner:
         self._key: rsa.RSAPrivateKey | None = None
         self.key_id = ""
 
-    async def load_or_create(self, store: Any, key_file: str | None,
-                             store_url: str = "") -> None:
+    def load_or_create(self, key_file: str | None, store_url: str = "") -> None:
+        """Load the signing key, or generate it (and keep it in its file, if it has one)."""
         path = _key_path(store_url, key_file)
         if path and os.path.exists(path):
             with open(path, "rb") as f:

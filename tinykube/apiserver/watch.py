@@ -61,7 +61,7 @@ def _bookmark(ctx: Context, revision: int, initial_end: bool = False) -> bytes:
     if initial_end:
         md["annotations"] = {INITIAL_EVENTS_END: "true"}
     return orjson.dumps({"type": "BOOKMARK", "object": {
-        "kind": ctx.resource.kind, "apiVersion": ctx.resource.api_version,
+        "kind": ctx.shown_resource.kind, "apiVersion": ctx.shown_resource.api_version,
         "metadata": md}}) + b"\n"
 
 
@@ -181,7 +181,7 @@ async def _stream(ctx: Context, watcher: Watcher, expired: errors.ApiError | Non
 def _converter(ctx: Context) -> Callable[[bytes], bytes] | None:
     """Per-watcher re-encoding of event objects for Table/PartialObjectMetadata clients."""
     fmt = ctx.fmt
-    if fmt.is_plain_json or not fmt.as_kind:
+    if (fmt.is_plain_json or not fmt.as_kind) and ctx.view is None:
         return None
     include = ctx.query.get("includeObject", "")
 
@@ -191,11 +191,13 @@ def _converter(ctx: Context) -> Callable[[bytes], bytes] | None:
             event = orjson.loads(line)
             obj = event.get("object") or {}
             if event.get("type") in ("ADDED", "MODIFIED", "DELETED"):
+                obj = event["object"] = ctx.to_client(obj)
                 if fmt.as_kind == "Table":
                     rv = (obj.get("metadata") or {}).get("resourceVersion", "")
-                    event["object"] = to_table(ctx.resource, [obj], {"resourceVersion": rv},
-                                               include, fmt.as_version)
-                else:
+                    event["object"] = to_table(ctx.shown_resource, [obj],
+                                               {"resourceVersion": rv}, include,
+                                               fmt.as_version)
+                elif fmt.as_kind:
                     event["object"] = partial_metadata(obj, fmt.as_version)
             out.append(orjson.dumps(event))
         return b"\n".join(out) + b"\n"

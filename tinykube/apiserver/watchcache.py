@@ -345,6 +345,11 @@ class WatchCache:
         revision = await self._load_all()
         self._task = asyncio.create_task(self._follow(revision), name="watch-cache")
 
+    def close_watchers(self) -> None:
+        """End every client watch (each stream finishes after what it already queued)."""
+        for cache in self.caches.values():
+            cache.close_watchers()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -28,7 +28,8 @@ Mutation = Callable[[dict], Awaitable[dict] | dict]
 
 
 def _respond(ctx: Context, obj: dict, status: int, warnings: list[str]) -> web.Response:
-    response = encode_object(ctx.fmt, ctx.resource, obj, None, status=status)
+    response = encode_object(ctx.fmt, ctx.shown_resource, ctx.to_client(obj), None,
+                             status=status)
     for name, value in fieldvalidation.warning_headers(warnings):
         response.headers.add(name, value)
     return response
@@ -44,7 +45,7 @@ def _attrs(ctx: Context, operation: str, obj: dict | None, old: dict | None,
 
 
 async def create(ctx: Context) -> web.StreamResponse:
-    obj = await read_object(ctx.request, ctx.max_body)
+    obj = ctx.from_client(await read_object(ctx.request, ctx.max_body))
     scheme.check_types(ctx.resource, obj)
     warnings = fieldvalidation.check(ctx.resource, obj, ctx.field_validation)
     created = await create_object(ctx, obj, ctx.dry_run)
@@ -95,7 +96,7 @@ def _dry_run_result(obj: dict) -> dict:
 
 
 async def update(ctx: Context) -> web.StreamResponse:
-    body = await read_object(ctx.request, ctx.max_body)
+    body = ctx.from_client(await read_object(ctx.request, ctx.max_body))
     scheme.check_types(ctx.resource, body)
     warnings = fieldvalidation.check(ctx.resource, body, ctx.field_validation)
     objectmeta.check_kind(ctx.resource, body)
@@ -215,7 +216,8 @@ async def patch(ctx: Context) -> web.StreamResponse:
     mode = ctx.field_validation
 
     def mutate(current: dict) -> dict:
-        patched = scheme.apply_patch(info, patch_type, current, document)
+        patched = ctx.from_client(scheme.apply_patch(ctx.shown_resource, patch_type,
+                                                     ctx.to_client(current), document))
         scheme.check_types(info, patched)
         warnings[:] = fieldvalidation.check(info, patched, mode)
         return patched
@@ -231,15 +233,18 @@ async def _apply(ctx: Context, document: dict, dry_run: bool) -> web.StreamRespo
         raise errors.bad_request("PATCH, application/apply-patch+yaml requires fieldManager "
                                  "parameter")
     force = ctx.request.query.get("force", "").lower() in ("1", "true")
-    info = ctx.resource
-    scheme.check_types(info, document)
-    warnings = fieldvalidation.check(info, document, ctx.field_validation)
+    scheme.check_types(ctx.shown_resource, document)
+    warnings = fieldvalidation.check(ctx.shown_resource, document, ctx.field_validation)
+
+    shown = ctx.shown_resource
 
     def mutate(current: dict) -> dict:
-        return scheme.server_side_apply(info, current, document, manager, force)
+        return ctx.from_client(scheme.server_side_apply(shown, ctx.to_client(current), document,
+                                                        manager, force))
 
     def create_missing() -> dict:
-        obj = scheme.server_side_apply(info, None, copy.deepcopy(document), manager, force)
+        obj = ctx.from_client(scheme.server_side_apply(shown, None, copy.deepcopy(document),
+                                                       manager, force))
         meta.ensure_metadata(obj).setdefault("name", ctx.name)
         return obj
 

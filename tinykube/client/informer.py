@@ -238,6 +238,7 @@ class Informer:
         """Start the loop; return once the first list is in the cache."""
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"informer-{self.name}")
+            self._task.add_done_callback(self._loop_ended)
             if self.resync > 0:
                 self._resync_task = asyncio.create_task(
                     self._resync_loop(), name=f"informer-resync-{self.name}")
@@ -256,6 +257,11 @@ class Informer:
         if not self._synced.is_set():
             self._task.result()  # raises the loop's failure
             raise RuntimeError(f"informer {self.name} stopped before syncing")
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("informer %s stopped: %r", self.name, task.exception(),
+                      exc_info=task.exception())
 
     async def stop(self) -> None:
         for task in (self._task, self._resync_task):

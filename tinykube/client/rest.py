@@ -126,11 +126,13 @@ class Client:
         cert_data: bytes | None = None,
         key_data: bytes | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        trace_configs: list[aiohttp.TraceConfig] | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.token = token
         self.user_agent = user_agent
         self._pool_size = pool_size
+        self._trace_configs = trace_configs  # aiohttp request hooks (e.g. rest_client metrics)
         self._ssl: ssl.SSLContext | None = None
         if self.server.startswith("https://"):
             self._ssl = _build_ssl(
@@ -174,6 +176,7 @@ class Client:
             self._session = aiohttp.ClientSession(
                 connector=connector, headers=headers, timeout=DEFAULT_TIMEOUT,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
+                trace_configs=self._trace_configs,
             )
         return self._session
 

@@ -22,6 +22,7 @@ class ControllerManagerConfig:
     identity: str | None = None
     bind_address: str = "127.0.0.1"
     secure_port: int = 10257  # 0 picks a free port; None disables the server
+    informer_sync_timeout: float = 30.0  # start the controllers without a stuck informer
     # workload controllers
     concurrent_replicaset_syncs: int = 5
     concurrent_rc_syncs: int = 5

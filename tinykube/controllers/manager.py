@@ -15,6 +15,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from tinykube.api.errors import ApiError
 from tinykube.client.informer import InformerFactory
 from tinykube.client.leaderelection import LeaderElector, default_identity
 from tinykube.client.rest import Client
@@ -81,9 +82,10 @@ class ControllerManager:
                 lease_duration=cfg.leader_elect_lease_duration,
                 renew_deadline=cfg.leader_elect_renew_deadline,
                 retry_period=cfg.leader_elect_retry_period)
-            self._task = asyncio.create_task(self._campaign(), name="controller-manager")
+            self._task = asyncio.create_task(self._supervise(self._campaign),
+                                             name="controller-manager")
         else:
-            self._task = asyncio.create_task(self._run_controllers(),
+            self._task = asyncio.create_task(self._supervise(self._run_controllers),
                                              name="controller-manager")
 
     async def stop(self) -> None:
@@ -140,6 +142,42 @@ class ControllerManager:
 
     # running ----------------------------------------------------------------------------
 
+    async def _start_informers(self, factory: InformerFactory) -> None:
+        """Start every informer; wait for all to sync, but not forever for any one.
+
+        A kind the API server fails to list must not keep every other controller from
+        starting (upstream waits per controller, too); its informer keeps retrying and its
+        cache fills once the server answers.
+        """
+        starts = {asyncio.create_task(i.start(), name=f"start-{i.name}"): i
+                  for i in factory.informers}
+        if not starts:
+            return
+        done, pending = await asyncio.wait(starts, timeout=self.config.informer_sync_timeout)
+        for task in pending:
+            task.cancel()
+            log.warning("%s: informer %s has not synced after %.0fs; starting without it",
+                        self.identity, starts[task].name, self.config.informer_sync_timeout)
+        await asyncio.gather(*pending, return_exceptions=True)
+        for task in done:
+            task.result()
+
+    async def _supervise(self, body: Any) -> None:
+        """Run ``body`` again after the API server was unreachable (with back-off).
+
+        Other failures are bugs: they end the task and fail /healthz.
+        """
+        delay = 0.5
+        while True:
+            try:
+                await body()
+                return
+            except (ConnectionError, asyncio.TimeoutError, ApiError) as exc:
+                log.warning("%s: %s; restarting the controllers in %.1fs", self.identity, exc,
+                            delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
     async def _campaign(self) -> None:
         assert self.elector is not None
         while True:
@@ -157,7 +195,7 @@ class ControllerManager:
         tasks: list[asyncio.Task[None]] = []
         self._leader_gauge.labels(self.component).set(1)
         try:
-            await factory.start_all()
+            await self._start_informers(factory)
             for name, ctrl in self.controllers.items():
                 tasks.append(asyncio.create_task(ctrl.run(), name=f"controller-{name}"))
             self._running.set()

@@ -13,8 +13,11 @@ from typing import Any
 from tinykube.controllers.cronjob import new_cronjob_controller
 from tinykube.controllers.daemonset import new_daemonset_controller
 from tinykube.controllers.deployment import new_deployment_controller
+from tinykube.controllers.disruption import new_disruption_controller
 from tinykube.controllers.endpoints import new_endpoints_controller
 from tinykube.controllers.endpointslice import new_endpointslice_controller
+from tinykube.controllers.endpointslicemirroring import new_endpointslice_mirroring_controller
+from tinykube.controllers.ephemeral import new_ephemeral_volume_controller
 from tinykube.controllers.garbagecollector import new_garbage_collector
 from tinykube.controllers.job import new_job_controller
 from tinykube.controllers.namespace import new_namespace_controller
@@ -43,6 +46,7 @@ CONTROLLERS: dict[str, Factory] = {
     "root-ca-certificate-publisher-controller": new_root_ca_cert_publisher,
     "endpoints-controller": new_endpoints_controller,
     "endpointslice-controller": new_endpointslice_controller,
+    "endpointslice-mirroring-controller": new_endpointslice_mirroring_controller,
     "node-lifecycle-controller": new_node_lifecycle_controller,
     "taint-eviction-controller": new_taint_eviction_controller,
     "node-ipam-controller": new_node_ipam_controller,
@@ -54,6 +58,8 @@ CONTROLLERS: dict[str, Factory] = {
     "statefulset-controller": new_statefulset_controller,
     "resourcequota-controller": new_resourcequota_controller,
     "persistentvolume-binder-controller": new_persistentvolume_controller,
+    "disruption-controller": new_disruption_controller,
+    "ephemeral-volume-controller": new_ephemeral_volume_controller,
 }
 
 ALIASES: dict[str, str] = {
@@ -66,6 +72,7 @@ ALIASES: dict[str, str] = {
     "root-ca-cert-publisher": "root-ca-certificate-publisher-controller",
     "endpoint": "endpoints-controller",
     "endpointslice": "endpointslice-controller",
+    "endpointslicemirroring": "endpointslice-mirroring-controller",
     "nodelifecycle": "node-lifecycle-controller",
     "nodeipam": "node-ipam-controller",
     "podgc": "pod-garbage-collector-controller",
@@ -77,6 +84,8 @@ ALIASES: dict[str, str] = {
     "persistentvolume-binder": "persistentvolume-binder-controller",
     "ttl-after-finished": "ttl-after-finished-controller",
     "taint-eviction": "taint-eviction-controller",
+    "disruption": "disruption-controller",
+    "ephemeral-volume": "ephemeral-volume-controller",
 }
 
 # Controllers off unless named explicitly (upstream keeps a few such).

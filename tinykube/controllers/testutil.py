@@ -8,6 +8,7 @@ resourceVersion, generateName), so a controller bug shows up as a wrong action l
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import itertools
 import random
@@ -415,8 +416,6 @@ async def wait_for_list(rc: Any, predicate: Callable[[list[Obj]], bool], *,
     Each watch event updates the local copy of the collection, so the predicate is checked
     on every change instead of on a polling schedule.
     """
-    import asyncio
-
     async def run() -> list[Obj]:
         while True:
             listing = await rc.list(namespace=namespace, label_selector=label_selector)
@@ -528,14 +527,10 @@ class PodReadier:
         self.readied: set[str] = set()
 
     async def __aenter__(self) -> PodReadier:
-        import asyncio
-
         self._task = asyncio.create_task(self._run(), name="pod-readier")
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        import asyncio
-
         self._task.cancel()
         try:
             await self._task

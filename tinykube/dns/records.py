@@ -19,13 +19,16 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Protocol
+from typing import Any, Iterable, Protocol
 
 from dnslib import CNAME, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, A
 
-Object = Mapping[str, Any]
+from tinykube.api import meta
+
+Object = dict[str, Any]
 DEFAULT_TTL = 5  # CoreDNS's default TTL for the kubernetes plugin
 REVERSE_ZONE = "in-addr.arpa"
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 class ClusterView(Protocol):
@@ -59,10 +62,6 @@ class DNSEndpoint:
     ip: str
     hostname: str
     ready: bool
-
-
-def _meta(obj: Object) -> Object:
-    return obj.get("metadata") or {}
 
 
 def _spec(obj: Object) -> Object:
@@ -223,8 +222,7 @@ class Resolver:
         return None
 
     def _service_fqdn(self, svc: Object) -> str:
-        meta = _meta(svc)
-        return f"{meta.get('name')}.{meta.get('namespace') or 'default'}.svc.{self.domain}"
+        return f"{meta.name(svc)}.{meta.namespace(svc)}.svc.{self.domain}"
 
     def _service_records(self, name: str, svc: Object, with_srv: bool = True) -> list[RR]:
         spec = _spec(svc)
@@ -246,8 +244,7 @@ class Resolver:
         return records
 
     def _slices(self, svc: Object) -> list[Object]:
-        meta = _meta(svc)
-        return self.view.slices(meta.get("namespace") or "default", meta.get("name", ""))
+        return self.view.slices(meta.namespace(svc), meta.name(svc))
 
     def _srv_records(self, name: str, svc: Object, port_name: str, proto: str) -> list[RR] | None:
         proto = proto.upper()
@@ -300,9 +297,8 @@ class Resolver:
             return None
         targets = [self._service_fqdn(s) for s in self.view.services_by_ip(ip)]
         for slice_obj in self.view.slices_by_address(ip):
-            meta = _meta(slice_obj)
-            svc_name = (meta.get("labels") or {}).get("kubernetes.io/service-name")
-            svc = self.view.service(meta.get("namespace") or "default", svc_name or "")
+            svc_name = meta.labels(slice_obj).get(SERVICE_NAME_LABEL)
+            svc = self.view.service(meta.namespace(slice_obj), svc_name or "")
             if svc is None or not is_headless(svc):
                 continue
             for ep in endpoints(svc, [slice_obj]):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any
 
-Object = Mapping[str, Any]
+from tinykube.api import meta
+
+Object = dict[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
-
-
-def _meta(obj: Object) -> Object:
-    return obj.get("metadata") or {}
 
 
 def service_cluster_ips(svc: Object) -> list[str]:
@@ -19,13 +17,12 @@ def service_cluster_ips(svc: Object) -> list[str]:
 
 
 def namespace_of(obj: Object) -> list[str]:
-    return [_meta(obj).get("namespace") or "default"]
+    return [meta.namespace(obj)]
 
 
 def slice_owner(slice_obj: Object) -> list[str]:
-    meta = _meta(slice_obj)
-    svc = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
-    return [f"{meta.get('namespace') or 'default'}/{svc}"] if svc else []
+    svc = meta.labels(slice_obj).get(SERVICE_NAME_LABEL)
+    return [f"{meta.namespace(slice_obj)}/{svc}"] if svc else []
 
 
 def slice_addresses(slice_obj: Object) -> list[str]:
@@ -67,8 +64,8 @@ class StaticView(CacheView):
 
 
 class _ListCache:
-    def __init__(self, objs: list[Object], indexes: Mapping[str, Any]) -> None:
-        self._objs = {f"{namespace_of(o)[0]}/{_meta(o).get('name')}": o for o in objs}
+    def __init__(self, objs: list[Object], indexes: dict[str, Any]) -> None:
+        self._objs = {meta.key(o): o for o in objs}
         self._indexes = indexes
 
     def get(self, key: str) -> Object | None:

@@ -274,7 +274,9 @@ class HollowNodes(Controller):
         self._silenced: set[str] = set()
         self._exit_requests: dict[str, int] = {}
         self._running_since: dict[str, float] = {}
-        self.pod_informer = Informer(client.resource("pods"))
+        # One watch for every hollow node: pods bound to some node (ours are picked out
+        # in the handlers), so unscheduled pods never reach this process.
+        self.pod_informer = Informer(client.resource("pods"), field_selector="spec.nodeName!=")
         self._tasks: list[asyncio.Task[None]] = []
         self.started_pods = 0
 
@@ -381,15 +383,16 @@ class HollowNodes(Controller):
 
     async def heartbeat_once(self, report_status: bool = False) -> None:
         """Renew every live node's Lease (and status) with bounded concurrency."""
-        sem = asyncio.Semaphore(LEASE_CONCURRENCY)
+        pending = iter([n for n in self.names if n not in self._silenced])
 
-        async def beat(name: str) -> None:
-            async with sem:
+        async def worker() -> None:  # a fixed pool of workers, not one task per node
+            for name in pending:
                 await self._renew_lease(name)
                 if report_status:
                     await self._report_status(name)
 
-        await asyncio.gather(*(beat(n) for n in self.names if n not in self._silenced))
+        await asyncio.gather(*(worker() for _ in range(min(LEASE_CONCURRENCY,
+                                                           len(self.names)) or 1)))
 
     async def _heartbeat_loop(self) -> None:
         loop = asyncio.get_running_loop()

@@ -59,6 +59,7 @@ class Kubelet:
         self.backoff = Backoff(config.crashloop_base_backoff, config.crashloop_max_backoff)
         self.pod_cidr = config.pod_cidr or "10.244.0.0/24"
         self.runtime = self._make_runtime()
+        self.images = self.runtime  # both runtimes serve CRI's ImageService too
         self.runtime_prefix = self.runtime.name
         self.workers = PodWorkers(self)
         self.static_pods: dict[str, Obj] = {}

@@ -12,11 +12,14 @@ the grace period, removes the sandbox and confirms the deletion to the API serve
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import shutil
 import time
 from typing import Any, Protocol
+
+import orjson
 
 from tinykube.api import meta
 from tinykube.api.errors import ApiError
@@ -27,8 +30,8 @@ from tinykube.kubelet import status as statusmod
 from tinykube.kubelet.backoff import Backoff, format_duration
 from tinykube.kubelet.probes import PodProbes, Result, TITLE, run_probe
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, CRIError, ImageSpec, LinuxResources, Mount, PodSandboxConfig,
-    RuntimeService,
+    ContainerConfig, ContainerState, CRIError, ImageService, ImageSpec, LinuxResources, Mount,
+    PodSandboxConfig, RuntimeService,
 )
 from tinykube.kubelet.status import ContainerRecord
 from tinykube.kubelet.volumes import VolumeContext, VolumeError, setup_volumes, teardown_volumes
@@ -45,6 +48,7 @@ class WorkerHost(Protocol):
     """What a pod worker needs from its kubelet."""
 
     runtime: RuntimeService
+    images: ImageService
     backoff: Backoff
     node_name: str
     host_ip: str
@@ -92,6 +96,11 @@ def container_resources(c: Obj, pods_limit: int = 0) -> LinuxResources:
     if "memory" in limits:
         out.memory_limit_in_bytes = int(parse_quantity(limits["memory"]))
     return out
+
+
+def spec_hash(c: Obj) -> str:
+    """What upstream's container hash covers: a change means the container must restart."""
+    return hashlib.sha256(orjson.dumps(c, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
 
 
 class PodWorker:
@@ -255,6 +264,13 @@ class PodWorker:
             return
         rec.current = await self.host.runtime.container_status(rec.current.id)
         cur = rec.current
+        if cur.state == ContainerState.CONTAINER_RUNNING and rec.spec_hash and rec.spec_hash != spec_hash(c):
+            self.host.record_event(self.pod, "Normal", "Killing",
+                                   f"Container {name} definition changed, will be restarted")
+            await self.probes.stop(name)
+            await self._kill_container(c, rec, self._grace(c))
+            await self._restart(c, rec)
+            return
         if cur.state == ContainerState.CONTAINER_RUNNING:
             failed = self.probes.liveness_failed(c)
             if failed:
@@ -314,8 +330,8 @@ class PodWorker:
             if base is None:
                 raise envmod.EnvError(f'unable to find volume "{vm.get("name")}" to mount into container "{c["name"]}"')
             host_path = os.path.join(base, vm["subPath"]) if vm.get("subPath") else base
-            if vm.get("subPath"):
-                os.makedirs(host_path, exist_ok=True) if not os.path.exists(host_path) else None
+            if vm.get("subPath") and not os.path.exists(host_path):
+                os.makedirs(host_path)  # upstream creates a missing subPath as a directory
             mounts.append(Mount(vm.get("mountPath", ""), host_path, bool(vm.get("readOnly"))))
         sec = {**(podutil.spec(self.pod).get("securityContext") or {}), **(c.get("securityContext") or {})}
         return ContainerConfig(
@@ -337,8 +353,8 @@ class PodWorker:
             self._fail_waiting(rec, "CreateContainerConfigError", str(exc))
             return
         image = c.get("image", "")
-        if await runtime_images(runtime).image_status(ImageSpec(image)) is None:
-            await runtime_images(runtime).pull_image(ImageSpec(image))
+        if await self.host.images.image_status(ImageSpec(image)) is None:
+            await self.host.images.pull_image(ImageSpec(image))
         self.host.record_event(pod, "Normal", "Pulled", f'Container image "{image}" already present on machine')
         try:
             cid = await runtime.create_container(self.sandbox_id, config, self.host.sandbox_config(pod))
@@ -352,6 +368,7 @@ class PodWorker:
         except CRIError as exc:
             self.host.record_event(pod, "Warning", "Failed", f"Error: {exc.message}")
         rec.current = await runtime.container_status(cid)
+        rec.spec_hash = spec_hash(c)
         self._watch_exit(cid)
         if rec.current.state == ContainerState.CONTAINER_RUNNING:
             self.host.record_event(pod, "Normal", "Started", f"Started container {name}")
@@ -529,11 +546,6 @@ class PodWorker:
         return self.records.get(name)
 
 
-def runtime_images(runtime: RuntimeService):
-    """The image service of a runtime that implements both services (process, fake)."""
-    return runtime  # type: ignore[return-value]
-
-
 class PodWorkers:
     """The pod-workers map: uid -> worker, each worker's task owned here."""
 
@@ -556,6 +568,9 @@ class PodWorkers:
     def _done(self, uid: str, worker: PodWorker) -> None:
         if self.workers.get(uid) is worker:
             del self.workers[uid]
+        task = worker.task
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.error("pod worker of %s died", meta.key(worker.pod), exc_info=task.exception())
 
     def remove(self, pod: Obj) -> None:
         worker = self.workers.get(meta.uid(pod))

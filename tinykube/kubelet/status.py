@@ -28,6 +28,7 @@ class ContainerRecord:
     waiting_message: str = ""
     ready: bool = False
     started: bool = False
+    spec_hash: str = ""
 
 
 def rfc3339(ts: float) -> str:
@@ -169,11 +170,7 @@ def pod_conditions(pod: Obj, phase: str, init_statuses: list[Obj], statuses: lis
     else:
         by_name = {cs["name"]: cs for cs in statuses}
         unready = [c["name"] for c in podutil.containers(pod) if not (by_name.get(c["name"]) or {}).get("ready")]
-        if pending:
-            unready_all = unready or []
-            ready = {"status": "False", "reason": "ContainersNotReady",
-                     "message": f"containers with unready status: [{' '.join(unready_all)}]"}
-        elif unready:
+        if unready:
             ready = {"status": "False", "reason": "ContainersNotReady",
                      "message": f"containers with unready status: [{' '.join(unready)}]"}
         else:

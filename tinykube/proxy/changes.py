@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
+from tinykube.api import meta
 from tinykube.proxy.model import (
     Snapshot,
     endpoints_for,
@@ -34,9 +35,9 @@ class AppliedChanges:
     trigger_times: list[float] = field(default_factory=list)
 
 
-def _trigger_time(obj: Mapping[str, Any]) -> float | None:
+def _trigger_time(obj: dict[str, Any]) -> float | None:
     """The EndpointSlice's last-change-trigger-time annotation as a UNIX time."""
-    value = ((obj.get("metadata") or {}).get("annotations") or {}).get(TRIGGER_TIME_ANNOTATION)
+    value = meta.annotations(obj).get(TRIGGER_TIME_ANNOTATION)
     if not value:
         return None
     from datetime import datetime
@@ -51,8 +52,8 @@ class ChangeTracker:
     """Holds the latest Services and EndpointSlices and which services changed since `apply`."""
 
     def __init__(self) -> None:
-        self._services: dict[str, Mapping[str, Any]] = {}
-        self._slices: dict[str, dict[str, Mapping[str, Any]]] = {}  # svc key -> slice name -> obj
+        self._services: dict[str, dict[str, Any]] = {}
+        self._slices: dict[str, dict[str, dict[str, Any]]] = {}  # svc key -> slice name -> obj
         self._slice_owner: dict[str, str] = {}  # slice key -> svc key
         self._dirty: set[str] = set()
         self._port_keys: dict[str, list[str]] = {}  # svc key -> its ServicePortNames in the snapshot
@@ -71,7 +72,7 @@ class ChangeTracker:
             self.oldest_pending = time.monotonic()
 
     # Informer handlers: record and mark only.
-    def service_updated(self, svc: Mapping[str, Any] | None, key: str | None = None) -> None:
+    def service_updated(self, svc: dict[str, Any] | None, key: str | None = None) -> None:
         """Record a Service add/update (`svc`) or delete (`svc` None with `key`)."""
         key = key or object_key(svc or {})
         if svc is None:
@@ -81,7 +82,7 @@ class ChangeTracker:
         self._service_changes += 1
         self._mark(key)
 
-    def slice_updated(self, slice_obj: Mapping[str, Any], deleted: bool = False) -> None:
+    def slice_updated(self, slice_obj: dict[str, Any], deleted: bool = False) -> None:
         """Record an EndpointSlice add/update or delete."""
         slice_key = object_key(slice_obj)
         old_owner = self._slice_owner.pop(slice_key, None)

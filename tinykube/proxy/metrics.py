@@ -3,13 +3,17 @@ proxy so several proxies can run in one process (tests, hollow nodes)."""
 
 from __future__ import annotations
 
+import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 SYNC_BUCKETS = tuple(0.001 * 2**i for i in range(15))  # upstream: ExponentialBuckets(0.001, 2, 15)
+# upstream: LinearBuckets(0.25, 0.25, 2) + (1, 1, 59) + (60, 5, 12) + (120, 30, 7)
 PROGRAMMING_BUCKETS = (
-    0.25, 0.5, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 20, 25, 30, 35, 40, 45, 50, 55, 60,
-    120, 180, 240, 300,
-)  # upstream: LinearBuckets(0.25, 0.25, 2) + LinearBuckets(1, 1, 59) + LinearBuckets(60, 5, 12)..., abridged
+    (0.25, 0.5)
+    + tuple(float(i) for i in range(1, 60))
+    + tuple(60.0 + 5 * i for i in range(12))
+    + tuple(120.0 + 30 * i for i in range(7))
+)
 
 
 class ProxyMetrics:
@@ -51,3 +55,27 @@ class ProxyMetrics:
         self.endpoint_changes = Counter(
             "kubeproxy_sync_proxy_rules_endpoint_changes",
             "Cumulative proxy rules Endpoint changes", registry=r)
+        self.rest_client_requests = Counter(
+            "rest_client_requests",
+            "Number of HTTP requests, partitioned by status code, method, and host.",
+            ["code", "method", "host"], registry=r)
+
+    def trace_config(self) -> aiohttp.TraceConfig:
+        """aiohttp hooks counting the API client's requests (`rest_client_requests_total`)."""
+        trace = aiohttp.TraceConfig()
+
+        def count(code: str, method: str, url: object) -> None:
+            host = getattr(url, "host_port_subcomponent", None) or ""
+            self.rest_client_requests.labels(code, method, host).inc()
+
+        async def on_end(_session: object, _ctx: object, params: aiohttp.TraceRequestEndParams) -> None:
+            count(str(params.response.status), params.method, params.url)
+
+        async def on_error(_session: object, _ctx: object,
+                           params: aiohttp.TraceRequestExceptionParams) -> None:
+            count("<error>", params.method, params.url)
+
+        trace.on_request_end.append(on_end)
+        trace.on_request_exception.append(on_error)
+        return trace
+

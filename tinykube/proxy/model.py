@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, Iterable, Mapping, NamedTuple
 
+from tinykube.api import meta
+
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds; upstream's DefaultClientIPServiceAffinitySeconds
 
@@ -67,21 +69,16 @@ class Snapshot:
     endpoints: dict[str, tuple[Endpoint, ...]] = field(default_factory=dict)
 
 
-def _spec(svc: Mapping[str, Any]) -> Mapping[str, Any]:
+def _spec(svc: dict[str, Any]) -> dict[str, Any]:
     return svc.get("spec") or {}
 
 
-def _meta(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    return obj.get("metadata") or {}
+def object_key(obj: dict[str, Any]) -> str:
+    """`ns/name` of a namespaced object (the informer cache key)."""
+    return meta.key(obj)
 
 
-def object_key(obj: Mapping[str, Any]) -> str:
-    """`ns/name` of a namespaced object."""
-    meta = _meta(obj)
-    return f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
-
-
-def is_proxied(svc: Mapping[str, Any]) -> bool:
+def is_proxied(svc: dict[str, Any]) -> bool:
     """kube-proxy skips headless and ExternalName services, as upstream does."""
     spec = _spec(svc)
     if spec.get("type") == "ExternalName":
@@ -90,7 +87,7 @@ def is_proxied(svc: Mapping[str, Any]) -> bool:
     return cluster_ip not in ("", "None")
 
 
-def affinity_timeout(svc: Mapping[str, Any]) -> int:
+def affinity_timeout(svc: dict[str, Any]) -> int:
     """ClientIP affinity timeout in seconds, 0 when the service has no affinity."""
     spec = _spec(svc)
     if spec.get("sessionAffinity") != "ClientIP":
@@ -99,11 +96,11 @@ def affinity_timeout(svc: Mapping[str, Any]) -> int:
     return int(config.get("timeoutSeconds") or DEFAULT_AFFINITY_TIMEOUT)
 
 
-def service_ports(svc: Mapping[str, Any]) -> list[ServicePort]:
+def service_ports(svc: dict[str, Any]) -> list[ServicePort]:
     """The ServicePorts of one Service object (empty for services kube-proxy ignores)."""
     if not is_proxied(svc):
         return []
-    meta, spec = _meta(svc), _spec(svc)
+    spec = _spec(svc)
     svc_type = spec.get("type") or "ClusterIP"
     has_node_ports = svc_type in ("NodePort", "LoadBalancer")
     timeout = affinity_timeout(svc)
@@ -115,8 +112,8 @@ def service_ports(svc: Mapping[str, Any]) -> list[ServicePort]:
     for port in spec.get("ports") or []:
         result.append(
             ServicePort(
-                namespace=meta.get("namespace") or "default",
-                name=meta.get("name", ""),
+                namespace=meta.namespace(svc),
+                name=meta.name(svc),
                 port_name=port.get("name") or "",
                 protocol=(port.get("protocol") or "TCP").upper(),
                 port=int(port["port"]),
@@ -132,16 +129,15 @@ def service_ports(svc: Mapping[str, Any]) -> list[ServicePort]:
     return result
 
 
-def slice_service_key(slice_obj: Mapping[str, Any]) -> str | None:
+def slice_service_key(slice_obj: dict[str, Any]) -> str | None:
     """`ns/service` an EndpointSlice belongs to, from its `kubernetes.io/service-name` label."""
-    meta = _meta(slice_obj)
-    service = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
+    service = meta.labels(slice_obj).get(SERVICE_NAME_LABEL)
     if not service:
         return None
-    return f"{meta.get('namespace') or 'default'}/{service}"
+    return f"{meta.namespace(slice_obj)}/{service}"
 
 
-def _slice_addresses(slice_obj: Mapping[str, Any]) -> list[tuple[str, bool, bool, bool, str, str]]:
+def _slice_addresses(slice_obj: dict[str, Any]) -> list[tuple[str, bool, bool, bool, str, str]]:
     """(ip, ready, serving, terminating, nodeName, zone) per address of one slice."""
     result = []
     for ep in slice_obj.get("endpoints") or []:
@@ -156,7 +152,7 @@ def _slice_addresses(slice_obj: Mapping[str, Any]) -> list[tuple[str, bool, bool
     return result
 
 
-def _slice_ports(slice_obj: Mapping[str, Any]) -> list[tuple[str, str, int]]:
+def _slice_ports(slice_obj: dict[str, Any]) -> list[tuple[str, str, int]]:
     """(name, PROTOCOL, number) of one slice's ports."""
     return [
         (port.get("name") or "", (port.get("protocol") or "TCP").upper(), int(port["port"]))
@@ -166,7 +162,7 @@ def _slice_ports(slice_obj: Mapping[str, Any]) -> list[tuple[str, str, int]]:
 
 
 def merge_slices(
-    service_key: str, slices: Iterable[Mapping[str, Any]]
+    service_key: str, slices: Iterable[dict[str, Any]]
 ) -> dict[str, tuple[Endpoint, ...]]:
     """`ServicePortName\0PROTOCOL` -> sorted, de-duplicated endpoints from all slices of one service."""
     merged: dict[str, set[Endpoint]] = {}

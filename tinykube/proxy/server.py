@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tinykube.api import meta
+
 from tinykube.proxy.bounded import BoundedFrequencyRunner
 from tinykube.proxy.changes import ChangeTracker
 from tinykube.proxy.config import ConfigError, ProxyConfig, split_host_port
@@ -106,7 +108,7 @@ class Proxy:
         self._on_service(new)
 
     def _on_service_delete(self, svc: Object) -> None:
-        self.tracker.service_updated(None, key=_key(svc))
+        self.tracker.service_updated(None, key=meta.key(svc))
         self._queue()
 
     def _on_slice(self, slice_obj: Object) -> None:
@@ -152,7 +154,8 @@ class Proxy:
         if self.config.client is not None:
             self._client = self.config.client
         else:
-            self._client = Client.from_kubeconfig(self.config.kubeconfig, user_agent="kube-proxy")
+            self._client = Client.from_kubeconfig(self.config.kubeconfig, user_agent="kube-proxy",
+                                                  trace_configs=[self.metrics.trace_config()])
             self._owns_client = True
         await self._start_servers()
         self._factory = InformerFactory(self._client)
@@ -234,7 +237,3 @@ def require_tools(mode: str) -> None:
     if mode == "nftables" and not Nft.available():
         raise ConfigError("nftables mode needs nft in PATH")
 
-
-def _key(obj: Object) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"

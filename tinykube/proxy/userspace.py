@@ -268,7 +268,6 @@ class UserspaceProxier:
         self.tracker = ChangeTracker()
         self.snapshot = Snapshot()
         self.ports: dict[str, PortProxy] = {}
-        self.last_changes: AppliedChanges | None = None
 
     def bound(self, key: str) -> list[Address]:
         """Where the service port `ns/name:port` is listening (after a sync)."""
@@ -279,7 +278,6 @@ class UserspaceProxier:
         changes = self.tracker.apply(self.snapshot)
         for key in changes.port_keys:
             await self._sync_port(key)
-        self.last_changes = changes
         return changes
 
     async def _sync_port(self, key: str) -> None:

@@ -306,8 +306,21 @@ class Framework:
         start %= count
         processed = 0
         append = feasible.append
-        for ni in itertools.chain(itertools.islice(nodes, start, None),
-                                  itertools.islice(nodes, 0, start)):
+        rotated = itertools.chain(itertools.islice(nodes, start, None),
+                                  itertools.islice(nodes, 0, start))
+        if len(filters) == 1:  # the common cycle: only NodeResourcesFit is active
+            only = filters[0]
+            for ni in rotated:
+                processed += 1
+                status = only(state, pod, ni)
+                if status is not None:
+                    statuses[ni.name] = status
+                else:
+                    append(ni)
+                    if len(feasible) >= want:
+                        break
+            return feasible, (start + processed) % count
+        for ni in rotated:
             processed += 1
             for check in filters:
                 status = check(state, pod, ni)

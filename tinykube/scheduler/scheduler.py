@@ -110,6 +110,8 @@ class Scheduler:
         self.elector: LeaderElector | None = None
         self.scheduled = 0
         self._binding_slots = asyncio.Semaphore(config.max_in_flight_bindings)
+        # Set when leadership is lost; `tinykube scheduler` then exits, as upstream does.
+        self.lost_leadership = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -131,8 +133,9 @@ class Scheduler:
     async def _lead(self) -> None:
         assert self.elector is not None
         await self.elector.run(self.run)
-        log.warning("scheduler lost its lease %s/%s; stopped scheduling",
-                    self.elector.namespace, self.elector.name)
+        log.error("leaderelection lost: lease %s/%s", self.elector.namespace,
+                  self.elector.name)
+        self.lost_leadership.set()
 
     async def stop(self) -> None:
         self.queue.close()

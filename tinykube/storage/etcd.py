@@ -16,7 +16,6 @@ deadlines and reconnect back-off is capped at a second, so a stopped etcd fails 
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass
@@ -34,9 +33,11 @@ from tinykube.storage.store import (
     KeyExistsError,
     KeyNotFoundError,
     KeyValue,
+    MAX_VALUE_BYTES,
     ListResult,
     StoreError,
     UnavailableError,
+    ValueTooLargeError,
 )
 
 T = TypeVar("T")
@@ -69,6 +70,31 @@ def grpc_target(endpoints: list[str]) -> str:
     return "ipv4:" + ",".join(endpoints) if ":" not in hosts[0] else "ipv6:" + ",".join(endpoints)
 
 
+@dataclass(frozen=True, slots=True)
+class EtcdTLSFiles:
+    """PEM files for TLS to etcd: the CA to trust and an optional client certificate."""
+
+    cacert: str | None
+    cert: str | None
+    key: str | None
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        def read(path: str | None) -> bytes | None:
+            if path is None:
+                return None
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except OSError as exc:
+                raise UnavailableError(f"etcd TLS: cannot read {path}: {exc}") from exc
+
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("etcd TLS needs both cert and key (or neither)")
+        return grpc.ssl_channel_credentials(
+            root_certificates=read(self.cacert), private_key=read(self.key),
+            certificate_chain=read(self.cert))
+
+
 @dataclass(slots=True)
 class _Lease:
     id: int
@@ -78,11 +104,13 @@ class _Lease:
 class EtcdStore:
     """A ``Store`` on a real etcd cluster (see the module docstring)."""
 
-    def __init__(self, endpoints: list[str], timeout: float = DEFAULT_TIMEOUT):
+    def __init__(self, endpoints: list[str], timeout: float = DEFAULT_TIMEOUT,
+                 tls: EtcdTLSFiles | None = None):
         if not endpoints:
             raise ValueError("etcd store needs at least one endpoint")
         self.endpoints = endpoints
         self.timeout = timeout
+        self.tls = tls
         self._channel: grpc.aio.Channel | None = None
         self._kv: Any = None
         self._lease: Any = None
@@ -92,7 +120,11 @@ class EtcdStore:
 
     @classmethod
     def from_url(cls, url: str) -> EtcdStore:
-        """``etcd://HOST:PORT[,HOST:PORT...][?timeout=SECONDS]``."""
+        """``etcd://HOST:PORT[,HOST:PORT...][?timeout=S][&cacert=F&cert=F&key=F]``.
+
+        ``cacert``/``cert``/``key`` are kube-apiserver's ``--etcd-cafile``,
+        ``--etcd-certfile`` and ``--etcd-keyfile``: with them the store speaks TLS.
+        """
         parts = urlsplit(url)
         if parts.scheme != "etcd" or not parts.netloc:
             raise ValueError(f"not an etcd store URL: {url!r} (want etcd://HOST:PORT)")
@@ -100,9 +132,15 @@ class EtcdStore:
         for ep in endpoints:
             if ":" not in ep:
                 raise ValueError(f"etcd endpoint {ep!r} needs a port")
-        query = parse_qs(parts.query)
-        timeout = float(query.get("timeout", [DEFAULT_TIMEOUT])[-1])
-        return cls(endpoints, timeout=timeout)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        try:
+            timeout = float(query.get("timeout", DEFAULT_TIMEOUT))
+        except ValueError:
+            raise ValueError(f"etcd store URL: timeout must be a number of seconds: {url!r}") from None
+        tls = None
+        if any(k in query for k in ("cacert", "cert", "key")):
+            tls = EtcdTLSFiles(query.get("cacert"), query.get("cert"), query.get("key"))
+        return cls(endpoints, timeout=timeout, tls=tls)
 
     # ----- plumbing ---------------------------------------------------------------------
 
@@ -110,9 +148,12 @@ class EtcdStore:
         if self._closed:
             raise UnavailableError("store is closed")
         if self._channel is None:
-            self._channel = grpc.aio.insecure_channel(
-                grpc_target(self.endpoints), options=_CHANNEL_OPTIONS
-            )
+            target = grpc_target(self.endpoints)
+            if self.tls is None:
+                self._channel = grpc.aio.insecure_channel(target, options=_CHANNEL_OPTIONS)
+            else:
+                self._channel = grpc.aio.secure_channel(
+                    target, self.tls.credentials(), options=_CHANNEL_OPTIONS)
             self._kv = rpc.KVStub(self._channel)
             self._lease = rpc.LeaseStub(self._channel)
             self._watch = WatchMux(rpc.WatchStub(self._channel), self._describe)
@@ -122,9 +163,20 @@ class EtcdStore:
         return "etcd at " + ",".join(self.endpoints)
 
     async def _call(self, fn: Callable[..., Awaitable[T]], request: Any) -> T:
-        """One unary call with a deadline; gRPC failures become store errors."""
+        """One unary call with a deadline; gRPC failures become store errors.
+
+        With several endpoints a read that hit a member that just went away is retried
+        once, waiting (within the deadline) for gRPC to connect to another member, as
+        etcd's own client does. Writes are never retried: their outcome is unknown.
+        """
         try:
             return await fn(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as exc:
+            if not (exc.code() == grpc.StatusCode.UNAVAILABLE and len(self.endpoints) > 1
+                    and isinstance(request, rpc.RangeRequest)):
+                raise await self._translate(exc, request) from exc
+        try:
+            return await fn(request, timeout=self.timeout, wait_for_ready=True)
         except grpc.aio.AioRpcError as exc:
             raise await self._translate(exc, request) from exc
 
@@ -214,7 +266,14 @@ class EtcdStore:
         self._leases[ttl] = _Lease(int(resp.ID), now)
         return int(resp.ID)
 
+    @staticmethod
+    def _check_size(key: str, value: bytes) -> None:
+        """Refuse what etcd would refuse, before granting a lease or sending anything."""
+        if len(value) > MAX_VALUE_BYTES:
+            raise ValueTooLargeError(key, len(value))
+
     async def create(self, key: str, value: bytes, lease_ttl: int = 0) -> int:
+        self._check_size(key, value)
         kv, _ = self._stubs()
         k = key.encode()
         lease = await self._lease_for(lease_ttl)
@@ -248,6 +307,7 @@ class EtcdStore:
     async def update(
         self, key: str, value: bytes, expected_mod_revision: int, lease_ttl: int = 0
     ) -> int:
+        self._check_size(key, value)
         kv, _ = self._stubs()
         k = key.encode()
         lease = await self._lease_for(lease_ttl)

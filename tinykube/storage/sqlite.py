@@ -7,7 +7,12 @@ Layout of the work:
   writer also advances compaction one small window at a time between batches, so a long
   compaction never holds the write lock for long, and deletes keys whose TTL expired.
 * Reads run on a small thread pool, each thread with its own connection, each read in one
-  transaction (a consistent WAL snapshot). No SQLite call runs on the event loop.
+  transaction (a consistent WAL snapshot). Apart from opening the file (the schema is
+  created in the constructor) no SQLite call runs on the event loop.
+* WAL checkpoints run on their own thread (PASSIVE, so they never block the writer).
+* TTL: a row written with ``lease_ttl`` records when it expires; the writer deletes expired
+  keys (conditionally on the expired revision, so two processes never both delete) and
+  watchers see ordinary DELETE events. ``KeyValue.lease`` holds the TTL in seconds.
 * Watchers in this process are notified directly on commit. Changes committed by OTHER
   processes sharing the file are found by tailing the log by id: the writer thread checks
   ``PRAGMA data_version`` (a cheap, in-memory counter) every ``poll_interval`` seconds while
@@ -44,9 +49,11 @@ from tinykube.storage.store import (
     KeyExistsError,
     KeyNotFoundError,
     KeyValue,
+    MAX_VALUE_BYTES,
     ListResult,
     StoreError,
     UnavailableError,
+    ValueTooLargeError,
 )
 from tinykube.storage.watchhub import DEFAULT_MAX_BUFFERED_EVENTS, Hub, LogWatch
 
@@ -59,6 +66,8 @@ WATCH_PAGE = 1000
 #: Compaction deletes in windows sized so that one window holds the write lock ~5 ms.
 COMPACT_WINDOW_TARGET = 0.004
 COMPACT_WINDOW_MIN, COMPACT_WINDOW_MAX = 16, 512
+#: Compaction windows after the first skip their own fsync (see _advance_compaction).
+RELAX_COMPACTION_SYNC = True
 TTL_SWEEP_INTERVAL = 1.0
 #: Rows appended or compacted away between two WAL checkpoints (keeps the WAL short).
 CHECKPOINT_EVERY_ROWS = 1000
@@ -145,9 +154,13 @@ class SQLiteStore:
         self._conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._readers = ThreadPoolExecutor(readers, thread_name_prefix="sqlite-read")
-        conn = self._connect()
-        sqllog.create_schema(conn)
-        self._last_published = sqllog.current_revision(conn)
+        try:
+            conn = self._connect()
+            sqllog.create_schema(conn)
+            self._last_published = sqllog.current_revision(conn)
+        except sqlite3.Error as exc:
+            self._readers.shutdown(wait=False)
+            raise UnavailableError(f"cannot open SQLite store {path!r}: {exc}") from exc
         conn.close()
         self._checkpoint_wanted = threading.Event()
         self._checkpoint_tail_wanted = threading.Event()
@@ -283,6 +296,8 @@ class SQLiteStore:
 
     async def _submit(self, write: _Write) -> Any:
         loop = self._ensure_started()
+        if write.value is not None and len(write.value) > MAX_VALUE_BYTES:
+            raise ValueTooLargeError(write.key, len(write.value))
         write.future = loop.create_future()
         self._writes.put(write)
         return await write.future
@@ -541,7 +556,8 @@ class SQLiteStore:
             return
         conn = state.conn
         error: StoreError | None = None
-        relaxed = job.started and self._opts.synchronous in ("FULL", "EXTRA")
+        relaxed = (RELAX_COMPACTION_SYNC and job.started
+                   and self._opts.synchronous in ("FULL", "EXTRA"))
         try:
             if relaxed:
                 conn.execute("PRAGMA synchronous=NORMAL")
@@ -550,7 +566,7 @@ class SQLiteStore:
             try:
                 if not job.started:
                     sqllog.set_compact_revision(conn, job.target)
-                high = min(job.low + state.compact_window, job.target)
+                high = min(job.low + self._window_size(state), job.target)
                 started = time.perf_counter()
                 removed = sqllog.compact_window(conn, job.low, high)
                 elapsed = time.perf_counter() - started
@@ -579,6 +595,12 @@ class SQLiteStore:
             self._compactions.pop(0)
         self._checkpoint_wanted.set()
         self._post_compaction(job, error)
+
+    def _window_size(self, state: _WriterState) -> int:
+        """The adaptive window, a quarter of it while writes are waiting for the lock."""
+        if self._writes.empty():
+            return state.compact_window
+        return max(COMPACT_WINDOW_MIN, state.compact_window // 4)
 
     # ----- handing results to the loop --------------------------------------------------
 

@@ -203,7 +203,10 @@ def rows_after(
         clauses.append(where)
         params.extend(extra)
     params.append(limit)
-    sql = f"SELECT {ROW_COLUMNS} FROM kine WHERE {' AND '.join(clauses)} ORDER BY id LIMIT ?"
+    # Walk revisions forward (rowid range), never the name index plus a sort: a watch
+    # on "/registry/" from a recent revision must not sort every key of the cluster.
+    sql = (f"SELECT {ROW_COLUMNS} FROM kine NOT INDEXED WHERE {' AND '.join(clauses)}"
+           f" ORDER BY id LIMIT ?")
     return [Row(*r) for r in conn.execute(sql, params).fetchall()]
 
 

@@ -117,6 +117,19 @@ class UnavailableError(StoreError):
     """The backend cannot be reached (etcd down, database closed): fail fast, retry later."""
 
 
+#: etcd's default ``--max-request-bytes``; both backends refuse larger values alike.
+MAX_VALUE_BYTES = 1_572_864
+
+
+class ValueTooLargeError(StoreError):
+    """A value over ``MAX_VALUE_BYTES``; kube-apiserver answers 413 RequestEntityTooLarge."""
+
+    def __init__(self, key: str, size: int):
+        super().__init__("etcdserver: request is too large")
+        self.key = key
+        self.size = size
+
+
 class Watch(Protocol):
     """A stream of change batches; each batch is in revision order, batches too.
 

@@ -41,6 +41,61 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class EtcdTLS:
+    """A CA and one certificate for 127.0.0.1 that etcd serves and clients present."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def url_query(self) -> str:
+        return f"cacert={self.ca}&cert={self.cert}&key={self.key}"
+
+
+def make_tls(directory: Path) -> EtcdTLS:
+    """Write a throw-away CA and a server+client certificate for 127.0.0.1 (etcd's PKI)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    directory.mkdir(parents=True, exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd-ca")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd")]))
+            .issuer_name(ca_name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .add_extension(x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    tls = EtcdTLS(directory / "ca.crt", directory / "server.crt", directory / "server.key")
+    tls.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    tls.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    tls.key.write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return tls
+
+
 @dataclass
 class EtcdMember:
     """One etcd process; ``start()`` returns once it serves clients, ``stop()`` kills it."""
@@ -50,13 +105,15 @@ class EtcdMember:
     client_port: int = field(default_factory=free_port)
     peer_port: int = field(default_factory=free_port)
     initial_cluster: str = ""
+    tls: EtcdTLS | None = None
     process: subprocess.Popen[str] | None = None
     _ready: threading.Event = field(default_factory=threading.Event)
     _log_thread: threading.Thread | None = None
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
@@ -68,7 +125,9 @@ class EtcdMember:
 
     @property
     def url(self) -> str:
-        return f"etcd://{self.endpoint}"
+        """The tinykube store URL (with the client certificate when TLS is on)."""
+        query = f"?{self.tls.url_query()}" if self.tls else ""
+        return f"etcd://{self.endpoint}{query}"
 
     @property
     def log_path(self) -> Path:
@@ -94,6 +153,9 @@ class EtcdMember:
             "--logger", "zap",
             "--log-outputs", "stderr",
         ]
+        if self.tls is not None:
+            args += ["--cert-file", str(self.tls.cert), "--key-file", str(self.tls.key),
+                     "--trusted-ca-file", str(self.tls.ca), "--client-cert-auth"]
         self._ready.clear()
         self.process = subprocess.Popen(
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -181,9 +243,10 @@ class EtcdCluster:
 class EtcdServer(EtcdMember):
     """A single-member etcd in its own temporary directory, removed by ``cleanup()``."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: bool = False) -> None:
         self._tmp = tempfile.mkdtemp(prefix="tinykube-etcd-")
-        super().__init__("default", Path(self._tmp) / "data")
+        super().__init__("default", Path(self._tmp) / "data",
+                         tls=make_tls(Path(self._tmp) / "pki") if tls else None)
 
     def cleanup(self) -> None:
         self.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 
 import orjson
@@ -176,3 +177,36 @@ async def test_protobuf_create(apiserver):
                                           content_type="application/vnd.kubernetes.protobuf")
     assert status == 201, obj
     assert obj["metadata"]["name"] == "pb" and obj["data"] == {"k": "v"}
+
+
+async def test_events_k8s_io_is_a_view_of_core_events(apiserver):
+    v1_path = "/apis/events.k8s.io/v1/namespaces/default/events"
+    core_path = "/api/v1/namespaces/default/events"
+    status, created = await apiserver.request("POST", v1_path, {
+        "apiVersion": "events.k8s.io/v1", "kind": "Event", "metadata": {"name": "e1"},
+        "eventTime": "2026-01-01T00:00:00.000000Z", "reason": "Started", "type": "Normal",
+        "note": "started it", "action": "Start", "reportingController": "tinykube/test",
+        "reportingInstance": "test-1",
+        "regarding": {"kind": "Pod", "name": "p", "namespace": "default"}})
+    assert status == 201, created
+    assert created["apiVersion"] == "events.k8s.io/v1" and created["note"] == "started it"
+    _, core = await apiserver.request("GET", f"{core_path}/e1")
+    assert core["apiVersion"] == "v1" and core["message"] == "started it"
+    assert core["involvedObject"]["name"] == "p" and core["reportingComponent"] == "tinykube/test"
+    _, lst = await apiserver.request("GET", v1_path)
+    assert lst["apiVersion"] == "events.k8s.io/v1"
+    assert [i["regarding"]["name"] for i in lst["items"]] == ["p"]
+    status, patched = await apiserver.request("PATCH", f"{v1_path}/e1", {"note": "again"},
+                                              content_type="application/merge-patch+json")
+    assert status == 200 and patched["note"] == "again"
+    _, core = await apiserver.request("GET", f"{core_path}/e1")
+    assert core["message"] == "again"
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(apiserver.url + v1_path + "?watch=1&resourceVersion=0") as resp:
+            line = await asyncio.wait_for(resp.content.readline(), 10)
+            event = orjson.loads(line)
+            assert event["type"] == "ADDED"
+            assert event["object"]["apiVersion"] == "events.k8s.io/v1"
+            assert event["object"]["note"] == "again"

@@ -157,3 +157,15 @@ async def test_open_watch_is_a_longrunning_request(http):
     assert ('apiserver_longrunning_requests{component="apiserver",group="",'
             'resource="configmaps",scope="namespace",subresource="",verb="WATCH",'
             'version="v1"} 1.0' in text)
+
+
+async def test_server_side_apply_is_counted_as_apply(http):
+    body = b"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  a: b\n"
+    async with http.patch("/api/v1/namespaces/default/configmaps/ssa?fieldManager=test",
+                          data=body,
+                          headers={"Content-Type": "application/apply-patch+yaml"}) as resp:
+        assert resp.status in (200, 201), await resp.text()
+    async with http.get("/metrics") as resp:
+        text = await resp.text()
+    assert ('resource="configmaps",scope="resource",subresource="",verb="APPLY",version="v1"}'
+            in text)

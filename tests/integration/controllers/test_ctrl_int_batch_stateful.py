@@ -156,3 +156,56 @@ async def test_cloud_controller_manager_assigns_load_balancer_ip(api):
         assert ccm.controllers["service-lb-controller"].pool.holder("default/lb") is None
     finally:
         await ccm.stop()
+
+
+async def test_cronjob_starts_a_job_on_schedule(api):
+    cronjobs, jobs = api.resource("cronjobs", "batch"), api.resource("jobs", "batch")
+    cj = {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+          "spec": {"schedule": "@every 2s", "concurrencyPolicy": "Forbid",
+                   "jobTemplate": {"spec": {"template": {"spec": {
+                       "restartPolicy": "Never",
+                       "containers": [{"name": "c", "image": "busybox"}]}}}}}}
+    async with RunningControllers(api, ["cronjob", "job"]):
+        await cronjobs.create(cj, namespace="default")
+        [job] = await wait_for_list(jobs, lambda items: len(items) == 1, namespace="default",
+                                    timeout=10)
+        assert meta.controller_of(job)["kind"] == "CronJob"
+        assert "batch.kubernetes.io/cronjob-scheduled-timestamp" in meta.annotations(job)
+        got = await wait_for_object(cronjobs, "tick", lambda o: o and (o.get("status") or {}).get(
+            "lastScheduleTime") and (o.get("status") or {}).get("active"), namespace="default")
+        assert got["status"]["active"][0]["name"] == meta.name(job)
+
+
+async def test_eviction_respects_the_disruption_budget(api):
+    from tinykube.api.errors import ApiError
+    from tinykube.controllers.testutil import PodReadier
+
+    pdbs = api.resource("poddisruptionbudgets", "policy")
+    rs = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web"},
+          "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                   "template": {"metadata": {"labels": {"app": "web"}},
+                                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    await pdbs.create({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+                       "metadata": {"name": "web-pdb"},
+                       "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}},
+                      namespace="default")
+    async with RunningControllers(api, ["replicaset", "disruption"]), PodReadier(api):
+        await api.resource("replicasets", "apps").create(rs, namespace="default")
+        budget = await wait_for_object(pdbs, "web-pdb", lambda o: o and (
+            o.get("status") or {}).get("currentHealthy") == 2, namespace="default")
+        assert budget["status"]["disruptionsAllowed"] == 0
+        pod = (await api.resource("pods").list(namespace="default"))["items"][0]
+        eviction = {"apiVersion": "policy/v1", "kind": "Eviction",
+                    "metadata": {"name": meta.name(pod), "namespace": "default"}}
+        with pytest.raises(ApiError) as refused:
+            await api.resource("pods").create_subresource(meta.name(pod), "eviction", eviction,
+                                                          namespace="default")
+        assert refused.value.code == 429
+        await pdbs.patch("web-pdb", {"spec": {"minAvailable": 1}}, namespace="default",
+                         patch_type="merge")
+        await wait_for_object(pdbs, "web-pdb", lambda o: o and (o.get("status") or {}).get(
+            "disruptionsAllowed") == 1, namespace="default")
+        await api.resource("pods").create_subresource(meta.name(pod), "eviction", eviction,
+                                                      namespace="default")
+        await wait_for_list(api.resource("pods"), lambda items: meta.name(pod) not in {
+            meta.name(p) for p in items} and len(items) == 2, namespace="default")

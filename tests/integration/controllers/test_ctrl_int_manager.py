@@ -138,3 +138,48 @@ def test_cli_rejects_unknown_controllers():
     assert result.exit_code == 2
     assert '"bogus" is not in the list of known controllers' in result.output
     assert os.environ.get("NO_SUCH") is None
+
+
+@pytest.mark.slow  # two extra processes; the in-process crash test above is the fast one
+async def test_killed_leader_process_is_replaced_within_the_lease_duration(apiserver, api):
+    leases = api.resource("leases", "coordination.k8s.io")
+    procs = []
+    try:
+        for _ in range(2):
+            procs.append(await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "tinykube.cli.main", "controller-manager",
+                "--kubeconfig", apiserver.kubeconfig, "--controllers", "replicaset",
+                "--leader-elect=true", "--leader-elect-lease-duration", "3s",
+                "--leader-elect-renew-deadline", "2s", "--leader-elect-retry-period", "500ms",
+                "--secure-port", "0",
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE))
+        identities = {}
+        for proc in procs:  # each announces its identity once it runs
+            line = ""
+            while not line.startswith("kube-controller-manager "):
+                line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode()
+                assert line, "controller manager exited before announcing itself"
+            identities[line.split()[1]] = proc
+        lease = await wait_for_object(leases, "kube-controller-manager",
+                                      lambda o: o is not None and o["spec"].get(
+                                          "holderIdentity") in identities,
+                                      namespace="kube-system", timeout=20)
+        leader_id = lease["spec"]["holderIdentity"]
+        standby_id = next(i for i in identities if i != leader_id)
+        identities[leader_id].kill()  # SIGKILL: the Lease is not released
+        await identities[leader_id].wait()
+        loop = asyncio.get_running_loop()
+        killed_at = loop.time()
+        await wait_for_object(leases, "kube-controller-manager",
+                              lambda o: o["spec"].get("holderIdentity") == standby_id,
+                              namespace="kube-system", timeout=15)
+        assert loop.time() - killed_at < 3 + 2
+        await api.resource("replicasets", "apps").create(
+            yaml.safe_load((EXAMPLES / "web-rs.yaml").read_text()), namespace="default")
+        await wait_for_list(api.resource("pods"), lambda items: len(items) == 3,
+                            namespace="default", timeout=20)
+    finally:
+        for proc in procs:
+            if proc.returncode is None:
+                proc.send_signal(signal.SIGTERM)
+                await asyncio.wait_for(proc.wait(), 20)

@@ -112,3 +112,23 @@ async def test_service_selecting_nothing_has_empty_endpoints(api):
         ep = await wait_for_object(api.resource("endpoints"), "web-service",
                                    lambda o: o is not None, namespace="default")
         assert not ep.get("subsets")
+
+
+async def test_selectorless_service_is_mirrored_but_kubernetes_service_is_not(api):
+    slices = api.resource("endpointslices", "discovery.k8s.io")
+    async with RunningControllers(api, ["endpointslicemirroring", "garbagecollector"]):
+        await api.resource("services").create({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db"},
+            "spec": {"ports": [{"port": 5432}]}}, namespace="default")
+        await api.resource("endpoints").create({
+            "apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "db"},
+            "subsets": [{"addresses": [{"ip": "192.0.2.10"}], "ports": [{"port": 5432}]}]},
+            namespace="default")
+        [sl] = await wait_for_list(slices, lambda items: len(items) == 1, namespace="default",
+                                   label_selector="endpointslice.kubernetes.io/managed-by="
+                                                  "endpointslicemirroring-controller.k8s.io")
+        assert sl["metadata"]["labels"]["kubernetes.io/service-name"] == "db"
+        assert sl["endpoints"][0]["addresses"] == ["192.0.2.10"]
+        await api.resource("endpoints").delete("db", namespace="default")
+        await wait_for_list(slices, lambda items: not items, namespace="default",
+                            label_selector="kubernetes.io/service-name=db")

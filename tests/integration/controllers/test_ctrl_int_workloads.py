@@ -185,3 +185,19 @@ async def test_orphan_deletion_keeps_replicasets(api):
         [rs] = await wait_for_list(rss, lambda items: len(items) == 1 and not
                                    meta.owner_references(items[0]), namespace="default")
         assert meta.deletion_timestamp(rs) is None
+
+
+async def test_replication_controller_keeps_its_replicas(api):
+    rcs = api.resource("replicationcontrollers")
+    rc = {"apiVersion": "v1", "kind": "ReplicationController", "metadata": {"name": "legacy"},
+          "spec": {"replicas": 2, "selector": {"app": "legacy"},
+                   "template": {"metadata": {"labels": {"app": "legacy"}},
+                                "spec": {"containers": [{"name": "c", "image": "nginx"}]}}}}
+    async with RunningControllers(api, ["replicationcontroller", "garbagecollector"]):
+        await rcs.create(rc, namespace="default")
+        pods = await wait_for_list(api.resource("pods"), lambda items: len(items) == 2,
+                                   namespace="default", label_selector="app=legacy")
+        assert all(meta.controller_of(p)["kind"] == "ReplicationController" for p in pods)
+        assert all(meta.name(p).startswith("legacy-") for p in pods)
+        await wait_for_object(rcs, "legacy", lambda o: o and (o.get("status") or {}).get(
+            "replicas") == 2, namespace="default")

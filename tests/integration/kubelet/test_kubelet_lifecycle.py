@@ -7,7 +7,6 @@ import json
 import os
 
 import aiohttp
-import pytest
 import yaml
 
 from tinykube.api import pods as podutil
@@ -72,7 +71,7 @@ async def test_exec_over_websocket(apiserver, kubelet_factory):
 
 
 async def test_failing_liveness_probe_restarts_container(apiserver, kubelet_factory):
-    await kubelet_factory()
+    kubelet = await kubelet_factory()
     probe = {"exec": {"command": ["cat", "/nonexistent/healthy"]}, "periodSeconds": 1, "failureThreshold": 1}
     async with apiserver.client() as client:
         await client.resource("pods").create(
@@ -83,10 +82,15 @@ async def test_failing_liveness_probe_restarts_container(apiserver, kubelet_fact
         reasons = {(e["reason"], e["message"]) for e in events}
         assert ("Killing", "Container main failed liveness probe, will be restarted") in reasons
         assert any(r == "Unhealthy" and m.startswith("Liveness probe failed: ") for r, m in reasons)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"https://127.0.0.1:{kubelet.server.port}/metrics/probes", ssl=False) as resp:
+            text = await resp.text()
+    assert 'prober_probe_total{container="main",namespace="default",pod="live"' in text
+    assert 'probe_type="Liveness",result="failed"' in text
 
 
 async def test_crashing_container_reaches_crashloop_backoff(apiserver, kubelet_factory):
-    await kubelet_factory(crashloop_base_backoff=1.0)
+    kubelet = await kubelet_factory(crashloop_base_backoff=1.0)
     async with apiserver.client() as client:
         created = await client.resource("pods").create(
             pod_manifest("crash", ["sh", "-c", "echo dying; exit 1"]), namespace="default")
@@ -103,6 +107,10 @@ async def test_crashing_container_reaches_crashloop_backoff(apiserver, kubelet_f
         assert pod["status"]["phase"] == "Running"
         # the restart after the back-off happens and is counted
         await wait_for_pod(client, "default", "crash", lambda p: container_status(p).get("restartCount", 0) >= 2)
+    url = f"https://127.0.0.1:{kubelet.server.port}/containerLogs/default/crash/main"
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, params={"previous": "true"}, ssl=False) as resp:
+            assert resp.status == 200 and await resp.text() == "dying\n"
 
 
 async def test_not_ready_pod_has_ready_false(apiserver, kubelet_factory):

@@ -75,3 +75,19 @@ async def test_healthz_pods_and_metrics_endpoints(apiserver, kubelet_factory):
     assert "kubelet_pod_start_duration_seconds_count 1.0" in text
     assert "kubelet_pod_worker_duration_seconds_bucket" in text
     assert "process_resident_memory_bytes" in text
+
+
+async def test_without_isolation_pods_share_the_host_network_with_a_warning(apiserver, kubelet_factory):
+    kubelet = await kubelet_factory("node-1", isolate=False)
+    await kubelet.registered.wait()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plain"},
+           "spec": {"nodeName": "node-1", "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "c", "image": "x", "command": ["sleep", "300"]}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        got = await wait_for_pod(client, "default", "plain", podutil.is_ready)
+        assert got["status"]["podIP"] == "127.0.0.1" == got["status"]["hostIP"]
+        await kubelet.recorder.close()  # flush the recorder's queue
+        events = (await client.resource("events").list(namespace="default"))["items"]
+    warnings = [e for e in events if e["involvedObject"]["kind"] == "Node" and e["type"] == "Warning"]
+    assert warnings and "share the host's network namespace" in warnings[0]["message"]

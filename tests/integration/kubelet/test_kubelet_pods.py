@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import pytest
 
 from tinykube.api import pods as podutil
 from tinykube.testing.kubelet import wait_for_pod

@@ -9,7 +9,7 @@ import socket
 import pytest
 
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, CRIError, LinuxResources, PodSandboxConfig,
+    ContainerConfig, ContainerState, CRIError, LinuxResources, Mount, PodSandboxConfig,
 )
 from tinykube.kubelet.runtime.network import remove_bridge
 from tinykube.kubelet.runtime.process import NO_COMMAND, ProcessRuntime, can_isolate
@@ -164,3 +164,31 @@ async def test_memory_limit_oom_kills_and_removal_leaves_nothing(runtime_factory
     assert not any(alive(p) for p in pids)
     assert not any(os.path.exists(p) for p in rt.cgroups.paths(pod_cgroup))
     assert socket.gethostname() != "hog"
+
+
+@needs_root
+@pytest.mark.root
+async def test_mount_points_created_on_the_host_are_removed(runtime_factory, tmp_path):
+    import secrets
+
+    rt = runtime_factory(isolate=True)
+    volume = tmp_path / "vol"
+    volume.mkdir()
+    (volume / "data.txt").write_text("payload")
+    target = f"/tmp-tinykube-{secrets.token_hex(4)}/nested/dir"
+    cfg = sandbox(tmp_path, "mnt")
+    sid = await rt.run_pod_sandbox(cfg)
+    cids = []
+    for name in ("a", "b"):
+        cid = await rt.create_container(sid, ContainerConfig(
+            name=name, image="x", command=["sleep", "300"], log_path=f"{name}/0.log",
+            mounts=[Mount(container_path=target, host_path=str(volume), readonly=True)]), cfg)
+        await rt.start_container(cid)
+        cids.append(cid)
+    res = await rt.exec_sync(cids[0], ["sh", "-c", f"cat {target}/data.txt; touch {target}/x || echo ro"], 10)
+    assert res.stdout == b"payloadro\n"
+    assert not os.path.exists(f"{target}/data.txt")  # the bind mount is private to the pod
+    await rt.remove_container(cids[0])
+    assert os.path.isdir(target)  # still needed by b
+    await rt.remove_pod_sandbox(sid)
+    assert not os.path.exists(target.split("/nested")[0])

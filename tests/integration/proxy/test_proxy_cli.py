@@ -27,7 +27,9 @@ async def test_proxy_process_serves_healthz_publishes_its_config_and_stops_on_si
             async with http.get(f"http://127.0.0.1:{healthz}/healthz") as resp:
                 assert resp.status == 200 and (await resp.json())["nodeEligible"] is True
             async with http.get(f"http://127.0.0.1:{metrics}/metrics") as resp:
-                assert "kubeproxy_sync_proxy_rules_duration_seconds" in await resp.text()
+                text = await resp.text()
+            assert "kubeproxy_sync_proxy_rules_duration_seconds" in text
+            assert 'rest_client_requests_total{code="200",host="127.0.0.1:' in text  # the informers' lists
         client = apiserver.client()
         try:
             cm = await client.resource("configmaps").get("kube-proxy", namespace="kube-system")

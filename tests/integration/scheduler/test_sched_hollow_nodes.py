@@ -63,6 +63,7 @@ async def test_nodes_leases_and_pod_lifecycle(apiserver):
                 "renewTime"] > before
             assert (await leases.get("hn-2", namespace="kube-node-lease"))["spec"][
                 "renewTime"] == silent
+            hollow.resume_heartbeat("hn-2")  # a silent node's kubelet runs no pods either
 
             pod = make_pod("worker", cpu="500m", restartPolicy="Never")
             pod["metadata"]["annotations"] = {EXIT_CODE_ANNOTATION: "7"}

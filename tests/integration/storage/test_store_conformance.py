@@ -12,7 +12,9 @@ from tinykube.storage.store import (
     FutureRevisionError,
     KeyExistsError,
     KeyNotFoundError,
+    MAX_VALUE_BYTES,
     Store,
+    ValueTooLargeError,
 )
 
 from tinykube.testing.store import collect_until, next_batch
@@ -254,3 +256,14 @@ async def test_ttl_key_expires_with_delete_event(store: Store, prefix: str) -> N
         assert (await store.get(prefix + "keep"))[1] is not None
     finally:
         await watch.close()
+
+
+async def test_value_size_limit(store: Store, prefix: str) -> None:
+    big = b"x" * (MAX_VALUE_BYTES + 1)
+    with pytest.raises(ValueTooLargeError, match="request is too large"):
+        await store.create(prefix + "big", big)
+    rev = await store.create(prefix + "ok", b"x" * (MAX_VALUE_BYTES - 1024))
+    with pytest.raises(ValueTooLargeError):
+        await store.update(prefix + "ok", big, rev)
+    _, kv = await store.get(prefix + "ok")
+    assert kv is not None and kv.mod_revision == rev

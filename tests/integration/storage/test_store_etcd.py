@@ -58,6 +58,9 @@ async def test_cluster_survives_losing_a_member(etcd_cluster: EtcdCluster, prefi
         victim = etcd_cluster.members[0]
         victim.stop()
         try:
+            # Reads fail over to another member by themselves.
+            _, kv = await store.get(prefix + "a")
+            assert kv is not None and kv.mod_revision == rev
             # gRPC moves to the next address after the first call fails: bounded retry.
             deadline = time.monotonic() + 15
             while True:

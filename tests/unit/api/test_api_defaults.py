@@ -129,3 +129,22 @@ def test_volume_defaults() -> None:
 
 def test_malformed_input_is_left_for_validation() -> None:
     assert defaults.apply_defaults(_info("pods"), {"spec": "oops"}) == {"spec": "oops"}
+
+
+def test_quantities_are_canonicalised() -> None:
+    pod = _pod(image="x", resources={"requests": {"cpu": "1000m", "memory": "1024Mi"},
+                                     "limits": {"cpu": 2, "memory": "bogus"}})
+    defaults.apply_defaults(_info("pods"), pod)
+    res = pod["spec"]["containers"][0]["resources"]
+    assert res["requests"] == {"cpu": "1", "memory": "1Gi"}
+    assert res["limits"] == {"cpu": "2", "memory": "bogus"}, "invalid values stay for validation"
+    node = defaults.apply_defaults(_info("nodes"), {"status": {"capacity": {"cpu": "4000m"}}})
+    assert node["status"]["capacity"] == {"cpu": "4"} == node["status"]["allocatable"]
+    quota = defaults.apply_defaults(_info("quota"), {"spec": {"hard": {"requests.cpu": "0.5"}}})
+    assert quota["spec"]["hard"] == {"requests.cpu": "500m"}
+
+
+def test_secret_string_data_is_merged_into_data() -> None:
+    secret = {"data": {"a": "b2xk", "keep": "eA=="}, "stringData": {"a": "new", "b": "hi"}}
+    defaults.apply_defaults(_info("secrets"), secret)
+    assert secret == {"type": "Opaque", "data": {"a": "bmV3", "keep": "eA==", "b": "aGk="}}

@@ -301,3 +301,17 @@ def test_decode_errors_name_the_go_field() -> None:
     assert decoding.type_problems(POD, quantity_ok) == []
     assert validation.validate(DEPLOY, {**_deploy(), "spec": {"replicas": "3"}})[0].reason == \
         "FieldValueTypeInvalid"
+
+
+def test_no_new_finalizers_while_deleting() -> None:
+    cm = kinds.resolve("configmaps")
+    old = {"metadata": {"name": "c", "namespace": "d", "finalizers": ["a/x"],
+                        "deletionTimestamp": "2024-01-01T00:00:00Z"}}
+    new = copy.deepcopy(old)
+    new["metadata"]["finalizers"].append("b/y")
+    assert _fields(cm, new, old) == [
+        'metadata.finalizers: Forbidden: no new finalizers can be added if the object is being '
+        'deleted, found new finalizers []string{"b/y"}']
+    removed = copy.deepcopy(old)
+    removed["metadata"]["finalizers"] = []
+    assert _fields(cm, removed, old) == []

@@ -187,3 +187,12 @@ def test_writer_keeps_order(tmp_path):
     writer.close()
     lines = (tmp_path / "a.log").read_bytes().splitlines()
     assert [orjson.loads(line)["n"] for line in lines] == list(range(500))
+
+
+def test_unwritable_log_path_is_a_configuration_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(audit.PolicyError, match="unable to open audit log file"):
+        audit.check_log_path(str(blocker / "audit.log"))
+    audit.check_log_path(str(tmp_path / "new" / "audit.log"))
+    assert (tmp_path / "new" / "audit.log").exists()

@@ -145,3 +145,30 @@ def test_slices_are_capped_at_100_endpoints():
     pods = [with_ip(new_pod(f"p{i:03d}", labels={"app": "big"}, phase="Running", ready=True),
                     f"10.1.{i // 250}.{i % 250 + 1}") for i in range(250)]
     assert [len(e) for _, e, _ in desired_slices(svc, pods)] == [100, 100, 50]
+
+
+async def test_selectorless_service_endpoints_are_mirrored_into_slices():
+    from tinykube.controllers.endpointslicemirroring import (CONTROLLER_NAME as MIRROR,
+                                                             EndpointSliceMirroringController)
+    ctx, client, informers, _ = make_context()
+    ctrl = EndpointSliceMirroringController(ctx)
+    svc = new_service("ext")  # no selector
+    ep = {"apiVersion": "v1", "kind": "Endpoints",
+          "metadata": {"name": "ext", "namespace": "default", "uid": meta.new_uid()},
+          "subsets": [{"addresses": [{"ip": "192.0.2.10"}],
+                       "notReadyAddresses": [{"ip": "192.0.2.11"}],
+                       "ports": [{"port": 5432, "protocol": "TCP"}]}]}
+    informers["services"].seed(svc)
+    informers["endpoints"].seed(ep)
+    await ctrl.sync("default/ext")
+    [sl] = client.objects["endpointslices"].values()
+    assert sl["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == MIRROR
+    assert sl["metadata"]["ownerReferences"][0]["kind"] == "Endpoints"
+    assert [(e["addresses"][0], e["conditions"]["ready"]) for e in sl["endpoints"]] == [
+        ("192.0.2.10", True), ("192.0.2.11", False)]
+    assert sl["ports"] == [{"port": 5432, "protocol": "TCP", "name": ""}]
+    # a Service with a selector is the endpointslice controller's, not mirrored
+    informers.mirror(client, "endpointslices")
+    informers["services"].seed(new_service("ext", selector={"app": "x"}))
+    await ctrl.sync("default/ext")
+    assert not client.objects["endpointslices"]

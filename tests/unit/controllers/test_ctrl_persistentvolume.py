@@ -53,3 +53,29 @@ async def test_binds_smallest_fitting_volume_both_ways():
     assert stored["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] == "yes"
     assert stored["status"]["phase"] == "Bound"
     assert stored["status"]["capacity"] == {"storage": "2Gi"}
+
+
+async def test_ephemeral_volume_claims_are_created_owned_by_the_pod():
+    from tinykube.controllers.ephemeral import EphemeralVolumeController
+    from tinykube.controllers.testutil import FakeRecorder, new_pod
+
+    ctx, client, informers, recorder = make_context()
+    ctrl = EphemeralVolumeController(ctx)
+    pod = new_pod("app")
+    pod["spec"]["volumes"] = [{"name": "scratch", "ephemeral": {"volumeClaimTemplate": {
+        "metadata": {"labels": {"type": "scratch"}},
+        "spec": {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}}}]
+    informers["pods"].add(pod)
+    assert await ctrl.queue.get() == "default/app"
+    await ctrl.sync("default/app")
+    claim = client.objects["persistentvolumeclaims"]["default/app-scratch"]
+    assert claim["metadata"]["ownerReferences"][0]["uid"] == meta.uid(pod)
+    assert claim["metadata"]["labels"] == {"type": "scratch"}
+    # someone else's claim of that name is never adopted
+    other = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+             "metadata": {"name": "app-scratch", "namespace": "default", "uid": "x"}}
+    informers["persistentvolumeclaims"].seed(other)
+    await ctrl.sync("default/app")
+    assert recorder.events[-1][1] == "FailedCreate"
+    assert isinstance(recorder, FakeRecorder)

@@ -18,6 +18,7 @@ class Host:
 
     def __init__(self, tmp_path) -> None:
         self.runtime = FakeRuntime(str(tmp_path / "rt"))
+        self.images = self.runtime
         self.backoff = Backoff(base=10, cap=300)
         self.node_name, self.host_ip, self.runtime_prefix = "node-1", "127.0.0.1", "tinykube-fake"
         self.root_dir = str(tmp_path)
@@ -142,3 +143,54 @@ def test_dns_policies(tmp_path):
     custom = {**pod, "spec": {"dnsPolicy": "None", "containers": [], "dnsConfig": {
         "nameservers": ["1.2.3.4"], "searches": ["example.com"], "options": [{"name": "ndots", "value": "2"}]}}}
     assert k.dns_config(custom) == (["1.2.3.4"], ["example.com"], ["ndots:2"])
+
+
+async def test_changed_container_definition_restarts_it(tmp_path):
+    host = Host(tmp_path)
+    pod = make_pod()
+    worker = PodWorker(host, pod)
+    await worker.sync()
+    first = worker.records["c"].current.id
+    changed = {**pod, "spec": {**pod["spec"], "containers": [{"name": "c", "image": "y", "command": ["x"]}]}}
+    worker.update(changed)
+    await worker.sync()
+    rec = worker.records["c"]
+    assert rec.current.id != first and rec.restart_count == 1
+    assert ("Normal", "Killing", "Container c definition changed, will be restarted") in host.events
+    assert host.statuses[-1]["containerStatuses"][0]["image"] == "y"
+
+
+async def test_startup_probe_gates_readiness(tmp_path):
+    from tinykube.kubelet.probes import PodProbes, Result
+
+    probes = PodProbes(lambda: None, lambda *a: None, lambda *a: None)
+    c = {"name": "c", "startupProbe": {"exec": {"command": ["x"]}}, "readinessProbe": {"exec": {"command": ["y"]}}}
+    assert not probes.started(c) and not probes.ready(c)
+    probes._changed("startup", "c", Result.SUCCESS)
+    assert probes.started(c) and not probes.ready(c)
+    probes._changed("readiness", "c", Result.SUCCESS)
+    assert probes.ready(c)
+    probes._changed("startup", "c", Result.FAILURE)
+    assert probes.liveness_failed(c) == "startup"
+
+
+async def test_init_containers_in_order_and_sidecars_keep_running(tmp_path):
+    host = Host(tmp_path)
+    pod = make_pod()
+    pod["spec"]["initContainers"] = [{"name": "setup", "image": "x", "command": ["x"]},
+                                     {"name": "proxy", "image": "x", "command": ["x"], "restartPolicy": "Always"}]
+    worker = PodWorker(host, pod)
+    await worker.sync()
+    assert set(worker.records) == {"setup"}  # nothing else starts before the first init container ends
+    status = host.statuses[-1]
+    assert status["phase"] == "Pending"
+    assert status["containerStatuses"][0]["state"] == {"waiting": {"reason": "PodInitializing"}}
+    host.runtime.inject_exit(worker.records["setup"].current.id, 0)
+    await worker.sync()
+    assert "running" in worker.records["proxy"].current.state.name.lower()
+    assert "running" in worker.records["c"].current.state.name.lower()
+    status = host.statuses[-1]
+    assert status["phase"] == "Running"
+    init = {s["name"]: s for s in status["initContainerStatuses"]}
+    assert init["setup"]["state"]["terminated"]["reason"] == "Completed"
+    assert "running" in init["proxy"]["state"]

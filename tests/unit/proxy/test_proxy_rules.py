@@ -39,6 +39,17 @@ def test_chain_hash_is_upstreams_base32_of_sha256() -> None:
     assert h_tcp != port_proto_hash("ns1/svc1:p81", "tcp")
 
 
+@pytest.mark.parametrize("port_name, protocol, chain", [
+    # the chain names every kubeadm cluster shows in `iptables -t nat -L -n | grep KUBE`
+    ("default/kubernetes:https", "TCP", "KUBE-SVC-NPX46M4PTMTKRN6Y"),
+    ("kube-system/kube-dns:dns", "UDP", "KUBE-SVC-TCOU7JCQXEZGVUNU"),
+    ("kube-system/kube-dns:dns-tcp", "TCP", "KUBE-SVC-ERIFXISQEP7F7OF4"),
+    ("kube-system/kube-dns:metrics", "TCP", "KUBE-SVC-JD5MR3NA4I4DYORP"),
+])
+def test_chain_names_match_real_clusters(port_name: str, protocol: str, chain: str) -> None:
+    assert "KUBE-SVC-" + port_proto_hash(port_name, protocol) == chain
+
+
 def test_cluster_ip_service_jumps_and_spreads_over_endpoints() -> None:
     svc = service("web", "10.96.0.100")
     rules = compute_rules(CFG, snapshot((svc, endpoint_slice("web", ["10.244.1.5", "10.244.2.6"]))))

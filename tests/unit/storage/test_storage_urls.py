@@ -56,3 +56,19 @@ async def test_closed_store_is_unavailable(tmp_path) -> None:
         await store.get("/a")
     with pytest.raises(UnavailableError):
         await store.create("/b", b"1")
+
+
+def test_unopenable_sqlite_path_is_a_clear_error(tmp_path) -> None:
+    from tinykube.storage.store import UnavailableError
+
+    with pytest.raises(UnavailableError, match="cannot open SQLite store"):
+        SQLiteStore(str(tmp_path / "missing-dir" / "x.db"))
+
+
+def test_etcd_tls_url() -> None:
+    store = EtcdStore.from_url("etcd://127.0.0.1:2379?cacert=/pki/ca.crt&cert=/pki/c.crt&key=/pki/c.key")
+    assert store.tls is not None
+    assert (store.tls.cacert, store.tls.cert, store.tls.key) == ("/pki/ca.crt", "/pki/c.crt", "/pki/c.key")
+    assert EtcdStore.from_url("etcd://127.0.0.1:2379").tls is None
+    with pytest.raises(ValueError, match="timeout"):
+        EtcdStore.from_url("etcd://127.0.0.1:2379?timeout=soon")

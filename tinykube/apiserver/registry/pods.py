@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tinykube.api import meta, pods
+from tinykube.api import pods
 from tinykube.apiserver.registry.base import Strategy
 
 DEFAULT_TERMINATION_GRACE_SECONDS = 30

@@ -8,6 +8,7 @@ cpu quota and memory limit, so an out-of-memory kill can be attributed to one co
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import signal
@@ -118,6 +119,20 @@ class CgroupManager:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
+
+    async def kill_and_wait(self, rel: str, timeout: float = 5.0) -> bool:
+        """SIGKILL everything in the cgroup and wait until the kernel shows it empty (a
+        killed process leaves its cgroup only once it has exited); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            self.kill_all(rel, attempts=1)
+            if not self.procs_recursive(rel):
+                return True
+            if loop.time() > deadline:
+                log.warning("cgroup %s still has processes after %.0fs", rel, timeout)
+                return False
+            await asyncio.sleep(0.01)  # the kernel offers no event for "exited" on v1
 
     def procs_recursive(self, rel: str) -> list[int]:
         base = self._controller_path("pids" if self.version == 1 else "", rel)

@@ -48,6 +48,7 @@ class FakeRuntime:
         self.exec_results: dict[tuple[str, ...], ExecResult] = {}
         self._subnet = ipaddress.ip_network(pod_cidr, strict=False)
         self._used: set[str] = set()
+        self._planned_exits: dict[str, int] = {}
 
     def set_pod_cidr(self, cidr: str) -> None:
         if not self.sandboxes:
@@ -111,7 +112,8 @@ class FakeRuntime:
         annotated = sandbox_config.annotations.get(EXIT_CODE_ANNOTATION)
         if code is None and annotated is not None and annotated.lstrip("-").isdigit():
             code = int(annotated)
-        status.message = "" if code is None else str(code)
+        if code is not None:
+            self._planned_exits[cid] = code
         return cid
 
     def _get(self, container_id: str) -> _FakeContainer:
@@ -127,12 +129,12 @@ class FakeRuntime:
         os.makedirs(os.path.dirname(s.log_path), exist_ok=True)
         with open(s.log_path, "a") as f:
             f.write(f"{rfc3339nano(time.time_ns())} stdout F fake container {s.name} started\n")
-        if s.message:
-            self._exit(c, int(s.message))
+        if container_id in self._planned_exits:
+            self._exit(c, self._planned_exits.pop(container_id))
 
     def _exit(self, c: _FakeContainer, code: int) -> None:
         s = c.status
-        s.state, s.finished_at, s.exit_code, s.message = ContainerState.CONTAINER_EXITED, time.time(), code, ""
+        s.state, s.finished_at, s.exit_code = ContainerState.CONTAINER_EXITED, time.time(), code
         s.reason = "Completed" if code == 0 else "Error"
         c.exited.set()
 

@@ -11,7 +11,6 @@ Every sandbox, container and exec runs under a small shim (see ``shim.py``).
 
 from __future__ import annotations
 
-import array
 import asyncio
 import hashlib
 import marshal
@@ -20,22 +19,22 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
 
 from tinykube.kubelet.runtime import dnsfiles
 from tinykube.kubelet.runtime.cgroups import CgroupManager
+from tinykube.kubelet.runtime.execsession import ProcessExec
 from tinykube.kubelet.runtime.interface import (
     ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, ImageSpec,
     PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
 from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
+from tinykube.kubelet.runtime.zygote import SHIM, ShimHandle, Zygote
 
 log = logging.getLogger(__name__)
 
-SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 # Containers run host binaries, so the kubelet's interpreter directory comes first: `python3`
 # and `tinykube` in a command resolve to the installation the kubelet runs from.
 DEFAULT_PATH = os.path.dirname(sys.executable) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -82,6 +81,7 @@ class Container:
     reaper: asyncio.Task | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     cgroup: str = ""
+    mountpoints: list[str] = field(default_factory=list)  # created on the host for it
 
     def status(self) -> ContainerStatus:
         return ContainerStatus(
@@ -90,122 +90,6 @@ class Container:
             created_at=self.created_at, started_at=self.started_at,
             finished_at=self.finished_at, exit_code=self.exit_code, reason=self.reason,
             message=self.message, log_path=self.log_path, pid=self.pid, sandbox_id=self.sandbox_id)
-
-
-class ShimHandle:
-    """One shim forked by the zygote: its report pipe tells when it started and how it ended."""
-
-    def __init__(self, reader: asyncio.StreamReader, transport: asyncio.ReadTransport,
-                 command_fd: int | None = None) -> None:
-        self.reader = reader
-        self.transport = transport
-        self.command_fd = command_fd
-        self.returncode: int | None = None
-        self._done: asyncio.Future[int] | None = None
-
-    def send_command(self, line: str) -> None:
-        """Write one line to the shim's command pipe (then closed: one command per shim)."""
-        assert self.command_fd is not None
-        try:
-            os.write(self.command_fd, line.encode() + b"\n")
-        finally:
-            os.close(self.command_fd)
-            self.command_fd = None
-
-    async def first_report(self) -> dict:
-        line = (await self.reader.readline()).decode(errors="replace").rstrip("\n")
-        kind, _, value = line.partition(" ")
-        if kind == "pid" and value.isdigit():
-            return {"pid": int(value)}
-        if kind == "netok":
-            return {"netok": value}
-        if kind == "error":
-            return {"error": value}
-        if kind == "exit":
-            self._finish(int(value) if value.lstrip("-").isdigit() else 128)
-        else:
-            await self.wait()
-        return {"error": f"shim exited with code {self.returncode}"}
-
-    def _finish(self, code: int) -> None:
-        self.returncode = code
-        self.transport.close()
-
-    async def wait(self) -> int:
-        """The workload's exit code once the shim is gone (137 if the shim was killed)."""
-        if self.returncode is not None:
-            return self.returncode
-        if self._done is None:
-            self._done = asyncio.ensure_future(self._read_to_end())
-        return await asyncio.shield(self._done)
-
-    async def _read_to_end(self) -> int:
-        code = 137
-        while line := await self.reader.readline():
-            kind, _, value = line.decode(errors="replace").rstrip("\n").partition(" ")
-            if kind == "exit" and value.lstrip("-").isdigit():
-                code = int(value)
-        self._finish(code)
-        return code
-
-
-class Zygote:
-    """The shim fork server (``shim.py --zygote``): forking a warm interpreter costs far less
-    than starting one per sandbox and container. Started on first use, stopped by close()."""
-
-    def __init__(self) -> None:
-        self.proc: asyncio.subprocess.Process | None = None
-        self.sock: socket.socket | None = None
-        self._lock = asyncio.Lock()
-
-    async def _ensure(self) -> socket.socket:
-        async with self._lock:
-            if self.proc is None or self.proc.returncode is not None or self.sock is None:
-                if self.sock is not None:
-                    self.sock.close()
-                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                try:
-                    self.proc = await asyncio.create_subprocess_exec(
-                        sys.executable, "-S", SHIM, "--zygote", str(theirs.fileno()),
-                        pass_fds=[theirs.fileno()], stdin=asyncio.subprocess.DEVNULL)
-                finally:
-                    theirs.close()
-                self.sock = ours
-            return self.sock
-
-    async def spawn(self, spec: dict, *, command_pipe: bool = False) -> ShimHandle:
-        """Fork a shim for ``spec``; with ``command_pipe`` it also gets a pipe to read one
-        command from (the sandbox waits on it for its network configuration)."""
-        sock = await self._ensure()
-        read_fd, write_fd = os.pipe()
-        cmd_read, cmd_write = os.pipe() if command_pipe else (None, None)
-        passed = [write_fd] + ([cmd_read] if cmd_read is not None else [])
-        try:
-            sock.sendmsg([marshal.dumps(spec)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", passed))])
-        except OSError:
-            os.close(read_fd)
-            if cmd_write is not None:
-                os.close(cmd_write)
-            raise
-        finally:
-            for fd in passed:
-                os.close(fd)
-        reader = asyncio.StreamReader()
-        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
-        return ShimHandle(reader, transport, cmd_write)
-
-    async def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()  # the zygote reads end-of-file and exits
-            self.sock = None
-        if self.proc is not None:
-            try:
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except asyncio.TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-            self.proc = None
 
 
 def image_id(image: str) -> str:
@@ -230,6 +114,7 @@ class ProcessRuntime:
         self.containers: dict[str, Container] = {}
         self.images: dict[str, Image] = {}
         self.zygote = Zygote()
+        self._mountpoints: dict[str, int] = {}  # host path created as a mount point -> users
         os.makedirs(os.path.join(root_dir, "runtime"), exist_ok=True)
 
     async def recover(self) -> None:
@@ -247,11 +132,12 @@ class ProcessRuntime:
                         spec = marshal.load(f)
                 except (OSError, ValueError, EOFError):
                     spec = {}
-                if self.isolate and spec.get("netns"):
-                    await self.network.teardown(sid, "")
+                if self.isolate and spec.get("own_netns"):
+                    self.network.ipam.allocated[spec.get("ip", "")] = sid  # so release() frees it
+                    await self.network.teardown(sid, spec.get("ip", ""))
                 cgroup = spec.get("cgroup_name", "")
                 if cgroup and self.use_cgroups:
-                    self.cgroups.kill_all(cgroup)
+                    await self.cgroups.kill_and_wait(cgroup)
                     self.cgroups.remove(cgroup)
             _unlink(path)
         shutil.rmtree(os.path.join(self.root_dir, "sandboxes"), ignore_errors=True)
@@ -303,7 +189,7 @@ class ProcessRuntime:
         dnsfiles.write_pod_files(sb.dir, cfg, sb.ip)
         if not self.isolate:
             return
-        spec: dict = {"mode": "sandbox", "own_netns": own_network,
+        spec: dict = {"mode": "sandbox", "own_netns": own_network, "ip": sb.ip,
                       "hostname": "" if cfg.host_network else (cfg.hostname or cfg.name)}
         if self.use_cgroups:
             sb.cgroup = f"pod{cfg.uid}"
@@ -348,7 +234,7 @@ class ProcessRuntime:
             await sb.shim.wait()
             sb.shim = None
         if sb.cgroup:
-            self.cgroups.kill_all(sb.cgroup)
+            await self.cgroups.kill_and_wait(sb.cgroup)
         if sb.ip:
             # the namespace (and with it the veth pair) goes with its last process
             await self.network.detach(sb.id, sb.ip)
@@ -404,6 +290,42 @@ class ProcessRuntime:
         env.update(dict(cfg.envs))
         return env
 
+    def _make_mountpoints(self, c: Container, mounts: list[dict]) -> None:
+        """Create missing mount points on the host filesystem (every container's root) and
+        remember them, so they are removed with the last container that needed them."""
+        for m in mounts:
+            target = m["container"]
+            chain = []  # the target and its ancestors this runtime creates (or created), deepest first
+            path = target
+            while path not in ("/", "") and (path in self._mountpoints or not os.path.lexists(path)):
+                chain.append(path)
+                path = os.path.dirname(path)
+            for created in reversed(chain):
+                if not os.path.lexists(created):
+                    if created == target and not os.path.isdir(m["host"]):
+                        with open(created, "a"):
+                            pass
+                    else:
+                        os.mkdir(created)
+                self._mountpoints[created] = self._mountpoints.get(created, 0) + 1
+            c.mountpoints.extend(chain)
+
+    def _release_mountpoints(self, c: Container) -> None:
+        for path in c.mountpoints:  # deepest first, as recorded
+            count = self._mountpoints.get(path, 0) - 1
+            if count > 0:
+                self._mountpoints[path] = count
+                continue
+            self._mountpoints.pop(path, None)
+            try:
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.rmdir(path)
+                elif os.path.getsize(path) == 0:
+                    os.unlink(path)
+            except OSError as exc:
+                log.warning("leaving mount point %s: %s", path, exc)
+        c.mountpoints.clear()
+
     def _mounts(self, sb: Sandbox, cfg: ContainerConfig) -> list[dict]:
         targets = {m.container_path for m in cfg.mounts}
         mounts = [{"host": os.path.join(sb.dir, f), "container": p, "readonly": False}
@@ -428,8 +350,9 @@ class ProcessRuntime:
                       "exit_file": os.path.join(self.root_dir, "runtime", f"{c.id}.exit"),
                       "uid": cfg.run_as_user, "gid": cfg.run_as_group}
         if self.isolate:
-            spec.update(ns=self._namespaces(sb), private_mounts=True, mount_proc=bool(sb.pid),
-                        mounts=self._mounts(sb, cfg))
+            mounts = self._mounts(sb, cfg)
+            self._make_mountpoints(c, mounts)
+            spec.update(ns=self._namespaces(sb), private_mounts=True, mount_proc=bool(sb.pid), mounts=mounts)
         if self.use_cgroups and sb.cgroup:
             c.cgroup = f"{sb.cgroup}/{c.id[:16]}"
             spec["cgroups"] = self.cgroups.create(c.cgroup, cfg.resources)
@@ -459,7 +382,7 @@ class ProcessRuntime:
             c.exit_code, c.finished_at = (code if code >= 0 else 128 - code), time.time()
         if c.cgroup:
             oom = self.cgroups.oom_killed(c.cgroup)
-            self.cgroups.kill_all(c.cgroup)
+            await self.cgroups.kill_and_wait(c.cgroup)
         else:
             oom = False
             _killpg(c.pid)
@@ -496,6 +419,7 @@ class ProcessRuntime:
             await c.reaper
         if c.cgroup:
             self.cgroups.remove(c.cgroup)
+        self._release_mountpoints(c)
         for suffix in (".spec", ".exit"):
             _unlink(os.path.join(self.root_dir, "runtime", c.id + suffix))
         del self.containers[container_id]
@@ -551,8 +475,7 @@ class ProcessRuntime:
             raise CRIError("DeadlineExceeded", f"command {cmd!r} timed out after {timeout}s") from None
         return ExecResult(out, err, proc.returncode if proc.returncode is not None else -1)
 
-    async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool) -> "ProcessExec":
-        from tinykube.kubelet.runtime.execsession import ProcessExec
+    async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool) -> ProcessExec:
         c = self._running(container_id)
         return await ProcessExec.start(lambda **stdio: self._start_exec(c, cmd, tty, **stdio), tty=tty, stdin=stdin)
 

@@ -15,6 +15,7 @@ with the workload's exit code (128 + signal when killed); a container's shim als
 
 from __future__ import annotations
 
+import fcntl
 import marshal
 import os
 import selectors
@@ -173,7 +174,6 @@ def spawn(spec: dict, stdio: tuple[int, int, int] | None, in_new_pidns: bool) ->
                     os.dup2(fd, i)
             if spec.get("tty"):
                 os.setsid()
-                import fcntl
                 fcntl.ioctl(0, TIOCSCTTY, 0)
             elif spec.get("setsid", True):
                 os.setsid()
@@ -338,7 +338,6 @@ def _sockaddr_in(ip: str) -> bytes:
 
 def configure_interfaces(ip: str, prefix: int, gateway: str) -> None:
     """lo up; eth0 <ip>/<prefix> up; default route via the bridge (SIOC* ioctls, as ifconfig/route)."""
-    import fcntl
     import socket
     import struct
 
@@ -411,7 +410,6 @@ def zygote(sock_fd: int) -> int:
     The zygote reaps its children and exits when the socket closes (its kubelet is gone).
     """
     import array
-    import fcntl  # noqa: F401  (warm: every forked shim shares these modules)
     import socket
 
     die_with_parent()  # also loads ctypes and libc once, for every child to inherit

@@ -282,12 +282,6 @@ class RuleSet:
         default_factory=lambda: {NAT: {}, FILTER: {}}
     )
 
-    def chains(self, table: str) -> set[str]:
-        return set(self.tables[table])
-
-    def rule_count(self) -> int:
-        return sum(len(lines) for chains in self.tables.values() for lines in chains.values())
-
 
 def base_chains(cfg: RuleConfig) -> dict[str, dict[str, tuple[str, ...]]]:
     """The fixed chains: masquerade marking, SNAT in postrouting, forwarding accepts."""

@@ -19,24 +19,25 @@ Matcher = Callable[[dict[str, str], str], bool]
 
 
 def _expression(expr: dict[str, Any], field: bool) -> Matcher:
+    """One NodeSelectorRequirement as a closure (label lookups inlined for speed)."""
     key = expr.get("key") or ""
     op = expr.get("operator")
     values = frozenset(str(v) for v in expr.get("values") or ())
-
-    def get(labels: dict[str, str], name: str) -> str | None:
-        if field:
-            return name if key == "metadata.name" else None
-        return labels.get(key)
-
+    if field:
+        if key != "metadata.name" or op not in ("In", "NotIn"):
+            return lambda labels, name: False
+        if op == "In":
+            return lambda labels, name: name in values
+        return lambda labels, name: name not in values
     if op == "In":
-        return lambda labels, name: get(labels, name) in values
+        return lambda labels, name: labels.get(key) in values
     if op == "NotIn":
-        return lambda labels, name: get(labels, name) not in values
-    if op == "Exists" and not field:
+        return lambda labels, name: labels.get(key) not in values
+    if op == "Exists":
         return lambda labels, name: key in labels
-    if op == "DoesNotExist" and not field:
+    if op == "DoesNotExist":
         return lambda labels, name: key not in labels
-    if op in ("Gt", "Lt") and not field and len(values) == 1:
+    if op in ("Gt", "Lt") and len(values) == 1:
         try:
             bound = int(next(iter(values)))
         except ValueError:
@@ -71,6 +72,8 @@ def compile_required(pod: PodInfo) -> Matcher | None:
     terms = [compile_term(t) for t in (required or {}).get("nodeSelectorTerms") or ()]
     if not selector and required is None:
         return None
+    if not selector and len(terms) == 1:
+        return terms[0]  # the common case: one term, no nodeSelector
     items = list(selector.items())
 
     def matches(labels: dict[str, str], name: str) -> bool:

@@ -1,0 +1,133 @@
+"""Starting shims cheaply: a fork server for ``shim.py`` and a handle on each shim it forks.
+
+Starting a Python interpreter per sandbox and per container costs tens of milliseconds of
+CPU; forking a warm one costs about one. The zygote is the kubelet's child (it dies with
+it, and its shims die with it); each shim reports on a pipe the runtime reads here.
+"""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import marshal
+import os
+import socket
+import sys
+
+SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+
+
+class ShimHandle:
+    """One shim forked by the zygote: its report pipe tells when it started and how it ended."""
+
+    def __init__(self, reader: asyncio.StreamReader, transport: asyncio.ReadTransport,
+                 command_fd: int | None = None) -> None:
+        self.reader = reader
+        self.transport = transport
+        self.command_fd = command_fd
+        self.returncode: int | None = None
+        self._done: asyncio.Future[int] | None = None
+
+    def send_command(self, line: str) -> None:
+        """Write one line to the shim's command pipe (then closed: one command per shim)."""
+        assert self.command_fd is not None
+        try:
+            os.write(self.command_fd, line.encode() + b"\n")
+        finally:
+            os.close(self.command_fd)
+            self.command_fd = None
+
+    async def first_report(self) -> dict:
+        line = (await self.reader.readline()).decode(errors="replace").rstrip("\n")
+        kind, _, value = line.partition(" ")
+        if kind == "pid" and value.isdigit():
+            return {"pid": int(value)}
+        if kind == "netok":
+            return {"netok": value}
+        if kind == "error":
+            return {"error": value}
+        if kind == "exit":
+            self._finish(int(value) if value.lstrip("-").isdigit() else 128)
+        else:
+            await self.wait()
+        return {"error": f"shim exited with code {self.returncode}"}
+
+    def _finish(self, code: int) -> None:
+        self.returncode = code
+        self.transport.close()
+
+    async def wait(self) -> int:
+        """The workload's exit code once the shim is gone (137 if the shim was killed)."""
+        if self.returncode is not None:
+            return self.returncode
+        if self._done is None:
+            self._done = asyncio.ensure_future(self._read_to_end())
+        return await asyncio.shield(self._done)
+
+    async def _read_to_end(self) -> int:
+        code = 137
+        while line := await self.reader.readline():
+            kind, _, value = line.decode(errors="replace").rstrip("\n").partition(" ")
+            if kind == "exit" and value.lstrip("-").isdigit():
+                code = int(value)
+        self._finish(code)
+        return code
+
+
+class Zygote:
+    """The shim fork server (``shim.py --zygote``): forking a warm interpreter costs far less
+    than starting one per sandbox and container. Started on first use, stopped by close()."""
+
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.sock: socket.socket | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> socket.socket:
+        async with self._lock:
+            if self.proc is None or self.proc.returncode is not None or self.sock is None:
+                if self.sock is not None:
+                    self.sock.close()
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                try:
+                    self.proc = await asyncio.create_subprocess_exec(
+                        sys.executable, "-S", SHIM, "--zygote", str(theirs.fileno()),
+                        pass_fds=[theirs.fileno()], stdin=asyncio.subprocess.DEVNULL)
+                finally:
+                    theirs.close()
+                self.sock = ours
+            return self.sock
+
+    async def spawn(self, spec: dict, *, command_pipe: bool = False) -> ShimHandle:
+        """Fork a shim for ``spec``; with ``command_pipe`` it also gets a pipe to read one
+        command from (the sandbox waits on it for its network configuration)."""
+        sock = await self._ensure()
+        read_fd, write_fd = os.pipe()
+        cmd_read, cmd_write = os.pipe() if command_pipe else (None, None)
+        passed = [write_fd] + ([cmd_read] if cmd_read is not None else [])
+        try:
+            sock.sendmsg([marshal.dumps(spec)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", passed))])
+        except OSError:
+            os.close(read_fd)
+            if cmd_write is not None:
+                os.close(cmd_write)
+            raise
+        finally:
+            for fd in passed:
+                os.close(fd)
+        reader = asyncio.StreamReader()
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
+        return ShimHandle(reader, transport, cmd_write)
+
+    async def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close()  # the zygote reads end-of-file and exits
+            self.sock = None
+        if self.proc is not None:
+            try:
+                await asyncio.wait_for(self.proc.wait(), 5)
+            except asyncio.TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+            self.proc = None
