@@ -7,50 +7,21 @@ with verification off). The cloud controller manager reuses this server.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
-import os
 import ssl
-import tempfile
 from collections.abc import Callable
 
 from aiohttp import web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from tinykube.client import pki
 
 HealthCheck = Callable[[], str | None]  # None when healthy, else the reason
 
 
 def self_signed_context(host: str, common_name: str) -> ssl.SSLContext:
-    """A server TLS context with a fresh self-signed certificate for ``host``."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{host}@{common_name}")])
-    now = dt.datetime.now(dt.timezone.utc)
-    try:
-        san: x509.GeneralName = x509.IPAddress(ipaddress.ip_address(host))
-    except ValueError:
-        san = x509.DNSName(host)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName([san, x509.DNSName("localhost")]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    with tempfile.TemporaryDirectory() as tmp:
-        cert_path, key_path = os.path.join(tmp, "tls.crt"), os.path.join(tmp, "tls.key")
-        with open(cert_path, "wb") as f:
-            f.write(cert.public_bytes(serialization.Encoding.PEM))
-        with open(key_path, "wb") as f:
-            f.write(key.private_bytes(serialization.Encoding.PEM,
-                                      serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()))
-        ctx.load_cert_chain(cert_path, key_path)
-    return ctx
+    """A server TLS context with a fresh self-signed certificate for ``host`` (and
+    ``localhost``), its CN ``host@component`` as kube-controller-manager names it."""
+    return pki.serving_cert(f"{host}@{common_name}", [host, "localhost"]).server_context()
 
 
 class HealthServer:

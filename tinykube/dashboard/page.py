@@ -107,6 +107,10 @@ function resources(values) {
   return Object.entries(values || {}).map(([k, v]) => `${k}=${v}`).join(" ");
 }
 
+function ago(age) {
+  return age.startsWith("<") ? age : `${age} ago`;
+}
+
 function status(text, good) {
   return el("span", { class: good ? "ok" : "bad" }, text);
 }
@@ -184,7 +188,7 @@ const RENDER = {
       table([["NAME", "name"], ["STATUS", r => status(r.status, r.ready)], ["ROLES", "roles"],
              ["AGE", "age"], ["VERSION", "version"], ["INTERNAL-IP", "internalIP"],
              ["PODS", r => `${r.pods}/${r.allocatable.pods || "?"}`],
-             ["HEARTBEAT", r => r.heartbeat === "<none>" ? "<none>" : `${r.heartbeat} ago`],
+             ["HEARTBEAT", r => ago(r.heartbeat)],
              ["CAPACITY", r => resources(r.capacity)],
              ["ALLOCATABLE", r => resources(r.allocatable)],
              ["TAINTS", r => r.taints.join(", ")]], data.nodes),
@@ -192,7 +196,7 @@ const RENDER = {
       table([["NAME", "name"], ["READY", "ready"], ["STATUS", podStatus],
              ["RESTARTS", "restarts"], ["AGE", "age"], ["NODE", "node"]], data.controlPlane),
       el("h2", {}, "Leader election (kube-system Leases)"),
-      table([["NAME", "name"], ["HOLDER", "holder"], ["RENEWED", r => `${r.renewed} ago`]],
+      table([["NAME", "name"], ["HOLDER", "holder"], ["RENEWED", r => ago(r.renewed)]],
             data.leaders),
     ];
   },

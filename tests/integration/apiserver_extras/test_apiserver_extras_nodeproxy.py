@@ -1,12 +1,10 @@
 """pods/log and pods/exec relayed to a kubelet (a fake one, HTTPS on loopback)."""
 
-import ssl
-
 import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from tinykube.kubelet.server import self_signed_cert
+from tinykube.client.pki import serving_cert
 
 LINES = [b"line %d\n" % i for i in range(1, 4)]
 
@@ -22,10 +20,8 @@ class FakeKubelet:
         self.runner = web.AppRunner(app)
         self.port = 0
 
-    async def start(self, tmp_path) -> None:
-        cert, key = self_signed_cert(str(tmp_path), "node-1", "127.0.0.1")
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.load_cert_chain(cert, key)
+    async def start(self) -> None:
+        ctx = serving_cert("node-1", ["node-1", "localhost", "127.0.0.1"]).server_context()
         await self.runner.setup()
         site = web.TCPSite(self.runner, "127.0.0.1", 0, ssl_context=ctx)
         await site.start()
@@ -59,9 +55,9 @@ class FakeKubelet:
 
 
 @pytest.fixture
-async def kubelet(tmp_path):
+async def kubelet():
     fake = FakeKubelet()
-    await fake.start(tmp_path)
+    await fake.start()
     yield fake
     await fake.runner.cleanup()
 

@@ -82,15 +82,16 @@ def owned_by_rs_of(name: str, change: dict[str, Any]) -> bool:
 
 
 async def running_pods(reader: SSEReader, deploy: str, count: int,
-                       seen: dict[str, str] | None = None) -> dict[str, str]:
-    """Read the stream until ``count`` pods of ``deploy`` are Running; name -> node."""
-    running = dict(seen or {})
+                       exclude: frozenset[str] = frozenset()) -> dict[str, str]:
+    """Replay the stream (read so far, then new) until ``count`` pods of ``deploy``, none in
+    ``exclude``, are Running at once; returns their name -> node."""
+    running: dict[str, str] = {}
 
     def note(message: Message) -> bool:
         change = message.data
         if message.event != "change" or change["resource"] != "pods":
             return False
-        if not owned_by_rs_of(deploy, change):
+        if not owned_by_rs_of(deploy, change) or change["name"] in exclude:
             return False
         if change["type"] != "DELETED" and change["row"]["status"] == "Running":
             running[change["name"]] = change["row"]["node"]
@@ -98,7 +99,7 @@ async def running_pods(reader: SSEReader, deploy: str, count: int,
             running.pop(change["name"], None)
         return len(running) >= count
 
-    await reader.until(note)
+    await reader.seen_or_until(note)
     return running
 
 
@@ -152,6 +153,7 @@ async def test_deployment_pods_stream_in_and_scale(live):
         assert set(by_node) == {"node-0", "node-1"}
         for name, node in by_node.items():
             assert node["status"] == "Ready" and node["capacity"]["pods"]
+            assert node["heartbeat"] != "<none>"  # the hollow node renews its Lease
             assert node["pods"] == sum(1 for p in pods if p["node"] == name)
 
         async with http.post("/api/namespaces/default/deployments/web/scale",
@@ -160,7 +162,7 @@ async def test_deployment_pods_stream_in_and_scale(live):
             assert (await resp.json())["spec"]["replicas"] == 3
         await c.wait_for("deployments", "web", lambda d: d["spec"]["replicas"] == 3,
                          group="apps")
-        running = await running_pods(reader, "web", 3, running)
+        running = await running_pods(reader, "web", 3)
         assert len(running) == 3
 
         await reader.seen_or_until(
@@ -185,8 +187,7 @@ async def test_delete_pod_is_replaced_and_shows_events(live):
             assert resp.status == 200, await resp.text()
         await reader.until(lambda m: m.event == "change" and m.data["type"] == "DELETED"
                            and m.data["resource"] == "pods" and m.data["name"] == victim)
-        replacement = await running_pods(reader, "api", 1)
-        assert victim not in replacement
+        replacement = await running_pods(reader, "api", 1, exclude=frozenset({victim}))
 
         workloads = await get_json(http, "/api/workloads?namespace=default")
         [rs] = workloads["replicasets"]

@@ -41,6 +41,13 @@ def test_systemd_cgroup_driver_is_a_clear_error(tmp_path):
 
 async def test_static_pod_dies_with_a_killed_kubelet_and_leftovers_are_reclaimed(tmp_path):
     net = private_network()
+    try:
+        await _killed_kubelet_scenario(tmp_path, net)
+    finally:
+        subprocess.run(["ip", "link", "del", net["bridge"]], capture_output=True)
+
+
+async def _killed_kubelet_scenario(tmp_path, net) -> None:
     (tmp_path / "manifests").mkdir()
     marker = tmp_path / "started"
     seconds = str(900000 + secrets.randbelow(99999))  # a command line no other process has
@@ -80,7 +87,6 @@ async def test_static_pod_dies_with_a_killed_kubelet_and_leftovers_are_reclaimed
     finally:
         again.send_signal(signal.SIGTERM)
         await asyncio.wait_for(again.wait(), 30)
-    subprocess.run(["ip", "link", "del", net["bridge"]], capture_output=True)
 
 
 def _pids() -> list[int]:

@@ -171,3 +171,27 @@ def test_namespace_rows_count_pods():
                                 NOW)
     assert [(r["name"], r["pods"], r["status"]) for r in rows] == \
         [("default", 2, "Active"), ("kube-system", 1, "Active")]
+
+
+def lease(ns: str, name: str, holder: str | None, renewed: str | None) -> dict:
+    spec = {k: v for k, v in (("holderIdentity", holder), ("renewTime", renewed)) if v}
+    return {"metadata": {"name": name, "namespace": ns}, "spec": spec}
+
+
+def test_node_heartbeat_comes_from_its_node_lease():
+    leases = [lease("kube-node-lease", "n1", "n1", "2026-01-01T11:59:50.000000Z"),
+              lease("kube-system", "n2", "x", "2026-01-01T11:00:00.000000Z")]
+    n1, n2 = views.node_rows([node("n1"), node("n2")], [], NOW, leases)
+    assert n1["heartbeat"] == "10s"
+    assert n2["heartbeat"] == "<none>"  # a kube-system Lease is not a node heartbeat
+
+
+def test_leader_rows_are_kube_system_leases():
+    leases = [lease("kube-system", "kube-scheduler", "host_abc", "2026-01-01T11:59:58.000000Z"),
+              lease("kube-system", "kube-controller-manager", None, None),
+              lease("kube-node-lease", "n1", "n1", "2026-01-01T11:59:58.000000Z")]
+    rows = views.leader_rows(leases, NOW)
+    assert [(r["name"], r["holder"], r["renewed"]) for r in rows] == [
+        ("kube-controller-manager", "<unset>", "<never>"),
+        ("kube-scheduler", "host_abc", "2s")]
+    assert views.overview([], [], NOW, leases)["leaders"] == rows
