@@ -32,11 +32,9 @@ from dataclasses import dataclass
 
 import click
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from tinykube.client.rest import Client  # noqa: E402
-from tinykube.kubelet.hollow import HollowNodes, NodeTemplate  # noqa: E402
-from tinykube.scheduler import Scheduler, SchedulerConfig  # noqa: E402
+from tinykube.client.rest import Client
+from tinykube.kubelet.hollow import HollowNodes, NodeTemplate
+from tinykube.scheduler import Scheduler, SchedulerConfig
 
 ZONES = ("z1", "z2", "z3", "z4")
 ZONE_KEY = "topology.kubernetes.io/zone"

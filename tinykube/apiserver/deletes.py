@@ -160,7 +160,7 @@ async def delete_object(ctx: Context, name: str, opts: DeleteOptions) -> tuple[d
                 return new, False
             try:
                 return await ctx.objects.update(ctx.namespace, name, new, revision,
-                                                strategy.ttl_seconds), False
+                                                strategy.ttl(ctx.server)), False
             except errors.ApiError as err:
                 if err.reason == "Conflict":
                     continue

@@ -73,7 +73,7 @@ async def create_object(ctx: Context, obj: dict, dry_run: bool) -> dict:
         for attempt in range(GENERATE_NAME_ATTEMPTS):
             try:
                 return await ctx.objects.create(ctx.namespace, meta.name(obj), obj,
-                                                strategy.ttl_seconds)
+                                                strategy.ttl(ctx.server))
             except errors.ApiError as err:
                 if err.reason != "AlreadyExists" or not generate \
                         or attempt == GENERATE_NAME_ATTEMPTS - 1:
@@ -177,7 +177,7 @@ async def _store_update(ctx: Context, new: dict, old: dict, revision: int,
         return new
     try:
         return await ctx.objects.update(ctx.namespace, ctx.name, new, revision,
-                                        strategy.ttl_seconds)
+                                        strategy.ttl(ctx.server))
     except errors.ApiError as err:
         if err.reason == "Conflict":
             return None

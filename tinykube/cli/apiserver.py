@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import signal
 
 import click
@@ -46,6 +47,8 @@ def _split(value: str) -> list[str]:
 @click.option("--service-account-key-file", default=None, type=click.Path(dir_okay=False))
 @click.option("--etcd-compaction-interval", default=300.0, type=float, show_default=True,
               help="Seconds between store compactions (0 disables).")
+@click.option("--event-ttl", default="1h0m0s", show_default=True,
+              help="How long Events are kept (Go duration, e.g. 1h0m0s, 30m, 90s).")
 @click.option("--max-request-bytes", default=3 * 1024 * 1024, type=int, show_default=True)
 @click.option("-v", "--v", "verbosity", default=0, type=int, help="Log verbosity.")
 def apiserver(store_url: str, etcd_servers: str, secure_port: int, bind_address: str,
@@ -55,7 +58,7 @@ def apiserver(store_url: str, etcd_servers: str, secure_port: int, bind_address:
               audit_log_path: str | None, audit_log_maxage: int, audit_log_maxbackup: int,
               audit_log_maxsize: int, service_cluster_ip_range: str,
               service_node_port_range: str, service_account_key_file: str | None,
-              etcd_compaction_interval: float, max_request_bytes: int,
+              etcd_compaction_interval: float, event_ttl: str, max_request_bytes: int,
               verbosity: int) -> None:
     """Run the Kubernetes API server."""
     logging.basicConfig(level=logging.DEBUG if verbosity >= 4 else logging.INFO,
@@ -74,13 +77,25 @@ def apiserver(store_url: str, etcd_servers: str, secure_port: int, bind_address:
         enable_admission_plugins=_split(enable_admission_plugins),
         authorization_mode=authorization_mode, write_kubeconfig=write_kubeconfig,
         service_account_key_file=service_account_key_file,
-        advertise_address=advertise_address, etcd_compaction_interval=etcd_compaction_interval)
+        advertise_address=advertise_address, etcd_compaction_interval=etcd_compaction_interval,
+        event_ttl_seconds=_go_duration_seconds(event_ttl))
     try:
         server = APIServer(config)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     _install_uvloop()
     asyncio.run(_serve(server))
+
+
+def _go_duration_seconds(text: str) -> int:
+    """``1h0m0s`` / ``30m`` / ``90s`` / ``90`` -> seconds (a usage error otherwise)."""
+    match = re.fullmatch(r"((\d+)h)?((\d+)m)?((\d+)s)?", text.strip())
+    if text.strip().isdigit():
+        return int(text)
+    if not text.strip() or match is None:
+        raise click.BadParameter(f"invalid duration {text!r}", param_hint="--event-ttl")
+    hours, minutes, seconds = (int(g or 0) for g in match.group(2, 4, 6))
+    return hours * 3600 + minutes * 60 + seconds
 
 
 def _install_uvloop() -> None:

@@ -37,6 +37,7 @@ DEFAULT_PORTS: dict[str, int] = {
     "dns_metrics": 9153,
     "dns_health": 8080,
     "dns_ready": 8181,
+    "dashboard": 8001,
 }
 
 CONTROL_PLANE_LABELS = {"tier": "control-plane"}
@@ -88,6 +89,7 @@ class ClusterSettings:
     cluster_dns: str = "10.96.0.10"
     cluster_domain: str = "cluster.local"
     node_monitor_grace_period: float = 40.0
+    dashboard: bool = False
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
 
     @classmethod
@@ -241,6 +243,11 @@ def control_plane_manifests(cluster: ClusterDir, settings: ClusterSettings) -> d
         "--port", str(ports["dns"]), "--metrics-port", str(ports["dns_metrics"]),
         "--health-port", str(ports["dns_health"]), "--ready-port", str(ports["dns_ready"]),
     ), ports["dns_health"], health_path="/health")
+    if settings.dashboard:
+        manifests["kubernetes-dashboard.yaml"] = _static_pod(
+            "kubernetes-dashboard", node, tinykube_command(
+                "dashboard", "--kubeconfig", kubeconfig, "--bind-address", "127.0.0.1",
+                "--port", str(ports["dashboard"])), ports["dashboard"])
     manifests["coredns.yaml"]["metadata"]["labels"] = {"k8s-app": "kube-dns"}
     manifests["kube-proxy.yaml"]["metadata"]["labels"] = {"k8s-app": "kube-proxy"}
     return manifests

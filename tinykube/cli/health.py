@@ -51,6 +51,8 @@ def component_checks(settings: ClusterSettings) -> list[Check]:
         Check("kubelet", f"http://127.0.0.1:{ports['kubelet_healthz']}/healthz"),
         Check("kube-proxy", f"http://127.0.0.1:{ports['proxy_healthz']}/healthz"),
         Check("coredns", f"http://127.0.0.1:{ports['dns_health']}/health"),
+        *([Check("dashboard", f"http://127.0.0.1:{ports['dashboard']}/healthz")]
+          if settings.dashboard else []),
         Check(f"node {settings.node_name}", f"http://{api}/api/v1/nodes/{settings.node_name}",
               ("http", "https"), expect_node_ready=True),
     ]

@@ -42,6 +42,7 @@ def node_agents(cluster: ClusterDir, settings: ClusterSettings) -> list[Agent]:
         "--config", str(cluster.kubelet_dir / "config.yaml"),
         "--node-name", settings.node_name, "--runtime", settings.runtime,
         "--root-dir", str(cluster.kubelet_dir), "--shutdown-pods-on-exit",
+        "--node-labels", "node-role.kubernetes.io/control-plane=",
     ), cluster.logs / "kubelet.log")]
     for index in range(1, settings.nodes + 1):
         name = f"{settings.node_name}-worker{index}"

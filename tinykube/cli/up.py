@@ -48,11 +48,12 @@ def _default_proxy_mode() -> str:
 
 
 def _new_settings(name: str, store: str, etcd_servers: str, nodes: int, hollow: int,
-                  proxy_mode: str | None, free_ports: bool, grace: float) -> ClusterSettings:
+                  proxy_mode: str | None, free_ports: bool, grace: float,
+                  dashboard: bool) -> ClusterSettings:
     settings = ClusterSettings(name=name, store="etcd" if etcd_servers else store,
                                etcd_servers=etcd_servers, nodes=nodes, hollow_nodes=hollow,
                                proxy_mode=proxy_mode or _default_proxy_mode(),
-                               node_monitor_grace_period=grace)
+                               node_monitor_grace_period=grace, dashboard=dashboard)
     if free_ports:
         settings.ports = {key: free_port() for key in settings.ports}
     return settings
@@ -131,6 +132,8 @@ def _summary(cluster: ClusterDir, settings: ClusterSettings, server: str, merged
     console.print(f"  store:       {settings.store}"
                   + (f" ({cluster.store_url})" if settings.store == "sqlite" else ""))
     console.print(f"  logs:        {cluster.logs}")
+    if settings.dashboard:
+        console.print(f"  dashboard:   http://127.0.0.1:{settings.ports['dashboard']}/")
     console.print("  try:         kubectl get pods -n kube-system")
     console.print(f"  stop with:   tinykube down --name {settings.name}")
 
@@ -149,6 +152,7 @@ def _summary(cluster: ClusterDir, settings: ClusterSettings, server: str, merged
               help="kube-proxy mode (default: iptables when root, else userspace).")
 @click.option("--node-monitor-grace-period", "grace", default=40.0, show_default=True,
               help="Seconds without a heartbeat before a node is NotReady (Unknown).")
+@click.option("--dashboard", is_flag=True, help="Also run the web UI (port 8001).")
 @click.option("--free-ports", is_flag=True,
               help="Pick free ports instead of the standard ones (6443, 10250, ...).")
 @click.option("--merge-kubeconfig/--no-merge-kubeconfig", "merge", default=True,
@@ -158,8 +162,8 @@ def _summary(cluster: ClusterDir, settings: ClusterSettings, server: str, merged
 @click.option("--timeout", default=READY_TIMEOUT_SECONDS, show_default=True)
 @click.option("--supervise", is_flag=True, hidden=True)
 def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: int,
-       hollow: int, proxy_mode: str | None, grace: float, free_ports: bool, merge: bool,
-       wait: bool, timeout: float, supervise: bool) -> None:
+       hollow: int, proxy_mode: str | None, grace: float, dashboard: bool, free_ports: bool,
+       merge: bool, wait: bool, timeout: float, supervise: bool) -> None:
     """Start (or resume) a single-machine cluster."""
     cluster = _cluster_dir(name, directory)
     if supervise:
@@ -173,7 +177,7 @@ def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: i
         resumed = True
     else:
         settings = _new_settings(name, store, etcd_servers, nodes, hollow, proxy_mode,
-                                 free_ports, grace)
+                                 free_ports, grace, dashboard)
         resumed = False
     if cluster.supervisor_pid() is not None:
         console.print(f"cluster {settings.name!r} is already running "

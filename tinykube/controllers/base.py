@@ -18,6 +18,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from tinykube.api import meta
 from tinykube.client.controller import Controller
 from tinykube.client.workqueue import WorkQueue
+from tinykube.controllers import util
+from tinykube.controllers.expectations import ControllerExpectations
 
 Obj = dict[str, Any]
 
@@ -210,6 +212,26 @@ def namespace_index(informer: Any) -> None:
 
 def _namespace_of(obj: Obj) -> list[str]:
     return [meta.namespace(obj)]
+
+
+def enqueue_controller_of(informer: Any, kind: str, enqueue: Callable[[str], None],
+                          expectations: ControllerExpectations | None = None) -> None:
+    """Route every add, update and delete on ``informer`` to the ``kind`` controlling the
+    object; an add also counts as an observed creation in ``expectations``."""
+    def added(obj: Obj) -> None:
+        key = util.controller_key(obj, kind)
+        if key is not None:
+            if expectations is not None:
+                expectations.creation_observed(key)
+            enqueue(key)
+
+    def changed(obj: Obj) -> None:
+        key = util.controller_key(obj, kind)
+        if key is not None:
+            enqueue(key)
+
+    informer.add_handlers(on_add=added, on_update=lambda old, new: changed(new),
+                          on_delete=changed)
 
 
 def owner_uid_index(informer: Any) -> None:

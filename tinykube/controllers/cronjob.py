@@ -19,7 +19,8 @@ from tinykube.api import meta
 from tinykube.api.errors import ApiError
 
 from tinykube.controllers import cron, util
-from tinykube.controllers.base import BaseController, ControllerContext, owner_uid_index
+from tinykube.controllers.base import (BaseController, ControllerContext, enqueue_controller_of,
+                                       owner_uid_index)
 from tinykube.controllers.podcontrol import controller_ref
 
 Obj = dict[str, Any]
@@ -94,14 +95,7 @@ class CronJobController(BaseController):
         self.recorder = ctx.recorder(NAME)
         self.cj_informer.add_handlers(on_add=lambda c: self.enqueue(meta.key(c)),
                                       on_update=lambda o, n: self.enqueue(meta.key(n)))
-        self.job_informer.add_handlers(on_add=self._job_changed,
-                                       on_update=lambda o, n: self._job_changed(n),
-                                       on_delete=self._job_changed)
-
-    def _job_changed(self, job: Obj) -> None:
-        ref = meta.controller_of(job)
-        if ref and ref.get("kind") == "CronJob":
-            self.enqueue(f"{meta.namespace(job)}/{ref.get('name')}")
+        enqueue_controller_of(self.job_informer, "CronJob", self.enqueue)
 
     async def sync(self, key: str) -> None:
         cached = self.cj_informer.cache.get(key)

@@ -22,7 +22,8 @@ from tinykube.api.selectors import node_selector_matches
 
 from tinykube.controllers import deployment_util as du
 from tinykube.controllers import util
-from tinykube.controllers.base import BaseController, ControllerContext, owner_uid_index
+from tinykube.controllers.base import (BaseController, ControllerContext, enqueue_controller_of,
+                                       owner_uid_index)
 from tinykube.controllers.expectations import ControllerExpectations
 from tinykube.controllers.podcontrol import RealPodControl, pod_from_template
 
@@ -116,9 +117,7 @@ class DaemonSetController(BaseController):
         self.node_informer.add_handlers(on_add=self._node_event,
                                         on_update=self._node_updated,
                                         on_delete=self._node_event)
-        self.pod_informer.add_handlers(on_add=self._pod_added,
-                                       on_update=lambda o, n: self._pod_event(n),
-                                       on_delete=self._pod_event)
+        enqueue_controller_of(self.pod_informer, "DaemonSet", self.enqueue, self.expectations)
 
     def _all(self) -> None:
         for ds in self.ds_informer.cache.list():
@@ -131,23 +130,6 @@ class DaemonSetController(BaseController):
         if meta.labels(old) != meta.labels(new) or \
                 util.spec(old).get("taints") != util.spec(new).get("taints"):
             self._all()
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = meta.controller_of(pod)
-        if ref and ref.get("kind") == "DaemonSet":
-            return f"{meta.namespace(pod)}/{ref.get('name')}"
-        return None
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.enqueue(key)
-
-    def _pod_event(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.enqueue(key)
 
     async def sync(self, key: str) -> None:
         ds = self.ds_informer.cache.get(key)

@@ -62,11 +62,7 @@ class DeploymentController(BaseController):
         self.enqueue(meta.key(d))
 
     def _owner_of(self, rs: Obj) -> Obj | None:
-        ref = meta.controller_of(rs)
-        if not ref or ref.get("kind") != "Deployment":
-            return None
-        d = self.d_informer.cache.get(f"{meta.namespace(rs)}/{ref.get('name')}")
-        return d if d is not None and meta.uid(d) == ref.get("uid") else None
+        return util.resolve_controller(self.d_informer.cache, rs, "Deployment")
 
     def _rs_changed(self, rs: Obj) -> None:
         d = self._owner_of(rs)
@@ -89,10 +85,10 @@ class DeploymentController(BaseController):
 
     def _pod_deleted(self, pod: Obj) -> None:
         """Recreate waits for old pods to be gone, so their deletion is news."""
-        ref = meta.controller_of(pod)
-        if not ref or ref.get("kind") != "ReplicaSet":
+        key = util.controller_key(pod, "ReplicaSet")
+        if key is None:
             return
-        rs = self.rs_informer.cache.get(f"{meta.namespace(pod)}/{ref.get('name')}")
+        rs = self.rs_informer.cache.get(key)
         d = self._owner_of(rs) if rs is not None else None
         if d is not None and du.strategy_type(d) == "Recreate":
             self.enqueue(meta.key(d))

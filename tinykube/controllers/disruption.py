@@ -80,15 +80,12 @@ class DisruptionController(BaseController):
             ref = meta.controller_of(pod)
             if not ref or ref.get("kind") not in self.owners:
                 continue
-            owner = self.owners[ref["kind"]].cache.get(f"{meta.namespace(pod)}/{ref.get('name')}")
-            if owner is None or meta.uid(owner) != ref.get("uid"):
+            owner = util.resolve_controller(self.owners[ref["kind"]].cache, pod, ref["kind"])
+            if owner is None:
                 continue
-            parent = meta.controller_of(owner)
-            if ref["kind"] == "ReplicaSet" and parent and parent.get("kind") == "Deployment":
-                deploy = self.owners["Deployment"].cache.get(
-                    f"{meta.namespace(owner)}/{parent.get('name')}")
-                if deploy is not None and meta.uid(deploy) == parent.get("uid"):
-                    owner = deploy
+            if ref["kind"] == "ReplicaSet":
+                owner = util.resolve_controller(self.owners["Deployment"].cache, owner,
+                                                "Deployment") or owner
             seen[meta.uid(owner)] = du.replicas(owner)
         return sum(seen.values())
 

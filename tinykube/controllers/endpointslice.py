@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import meta
@@ -103,6 +104,89 @@ def slice_content(obj: Obj) -> tuple:
             meta.labels(obj))
 
 
+class ManagedSlices:
+    """The EndpointSlices one controller manages, per Service key ``ns/name``.
+
+    Both slice controllers (this one and endpointslice-mirroring) write the same way:
+    update the existing slices in place, create the missing ones, delete the extra ones.
+    Creations not yet seen in the cache are remembered, so a lagging cache never makes a
+    controller create twice.
+    """
+
+    def __init__(self, ctx: ControllerContext, controller_name: str) -> None:
+        self.controller_name = controller_name
+        self.informer = ctx.informers.informer("endpointslices", "discovery.k8s.io")
+        self.informer.add_index("service", _service_of)
+        self.client = ctx.client.resource("endpointslices", "discovery.k8s.io")
+        # service key -> {slice name: when created} for creations not yet in the cache
+        self._pending: dict[str, dict[str, float]] = {}
+
+    def route_events(self, enqueue: Callable[[str], None]) -> None:
+        """Requeue the Service of every change to a slice this controller manages."""
+        def changed(sl: Obj) -> None:
+            if meta.labels(sl).get(MANAGED_BY) == self.controller_name:
+                enqueue(f"{meta.namespace(sl)}/{meta.labels(sl).get(SERVICE_NAME, '')}")
+
+        self.informer.add_handlers(on_add=changed, on_update=lambda old, new: changed(new),
+                                   on_delete=changed)
+
+    def existing(self, key: str) -> list[Obj]:
+        """The cached slices of Service ``key`` this controller manages, by name."""
+        return sorted((s for s in self.informer.cache.by_index("service", key)
+                       if meta.labels(s).get(MANAGED_BY) == self.controller_name),
+                      key=meta.name)
+
+    def awaiting_creations(self, key: str) -> bool:
+        """True while a slice we created is neither in the cache nor timed out."""
+        pending = self._pending.get(key)
+        if not pending:
+            return False
+        namespace, _ = meta.split_key(key)
+        now = time.monotonic()
+        for name, created in list(pending.items()):
+            if f"{namespace}/{name}" in self.informer.cache or \
+                    now - created > PENDING_TIMEOUT:
+                del pending[name]
+        if not pending:
+            del self._pending[key]
+            return False
+        return True
+
+    async def reconcile(self, key: str, owner: Obj | None, labels: dict[str, str],
+                        desired: list[tuple[list[Obj], list[Obj], str]]) -> None:
+        """Make Service ``key``'s slices ``desired`` (``owner`` owns the ones created; it
+        may be None only when nothing is desired)."""
+        namespace, name = meta.split_key(key)
+        existing = self.existing(key)
+        for i, (ports, endpoints, family) in enumerate(desired):
+            body: Obj = {"addressType": family, "ports": ports, "endpoints": endpoints}
+            if i < len(existing):
+                current = existing[i]
+                if slice_content(current) == (family, ports, endpoints, labels):
+                    continue
+                updated = copy.deepcopy(current)
+                updated.update(body)
+                updated["metadata"]["labels"] = labels
+                await self.client.update(updated)
+                continue
+            new: Obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+                        "metadata": {"generateName": f"{name}-", "labels": labels,
+                                     "ownerReferences": [controller_ref(owner)]}, **body}
+            try:
+                made = await self.client.create(new, namespace=namespace)
+            except ApiError as err:
+                if err.code == 403:
+                    return  # namespace terminating
+                raise
+            self._pending.setdefault(key, {})[meta.name(made)] = time.monotonic()
+        for extra in existing[len(desired):]:
+            try:
+                await self.client.delete(meta.name(extra), namespace=namespace)
+            except ApiError as err:
+                if err.code != 404:
+                    raise
+
+
 class EndpointSliceController(BaseController):
     """Keeps each selector Service's EndpointSlices equal to its selected pods."""
 
@@ -110,21 +194,15 @@ class EndpointSliceController(BaseController):
         super().__init__(ctx, NAME, workers)
         self.svc_informer = ctx.informers.informer("services")
         self.pod_informer = ctx.informers.informer("pods")
-        self.slice_informer = ctx.informers.informer("endpointslices", "discovery.k8s.io")
         namespace_index(self.pod_informer)
         namespace_index(self.svc_informer)
-        self.slice_informer.add_index("service", _service_of)
-        self.slices = ctx.client.resource("endpointslices", "discovery.k8s.io")
-        # service key -> {slice name: when created} for creations not yet in the cache
-        self._pending: dict[str, dict[str, float]] = {}
+        self.slices = ManagedSlices(ctx, CONTROLLER_NAME)
         self.svc_informer.add_handlers(on_add=self._svc_changed,
                                        on_update=lambda old, new: self._svc_changed(new),
                                        on_delete=self._svc_changed)
         self.pod_informer.add_handlers(on_add=self._pod_changed, on_update=self._pod_updated,
                                        on_delete=self._pod_changed)
-        self.slice_informer.add_handlers(on_add=self._slice_changed,
-                                         on_update=lambda old, new: self._slice_changed(new),
-                                         on_delete=self._slice_changed)
+        self.slices.route_events(self.enqueue)
 
     def _svc_changed(self, svc: Obj) -> None:
         self.enqueue(meta.key(svc))
@@ -150,29 +228,8 @@ class EndpointSliceController(BaseController):
         for key in keys:
             self.enqueue(key)
 
-    def _slice_changed(self, sl: Obj) -> None:
-        if meta.labels(sl).get(MANAGED_BY) != CONTROLLER_NAME:
-            return
-        self.enqueue(f"{meta.namespace(sl)}/{meta.labels(sl).get(SERVICE_NAME, '')}")
-
-    def _awaiting_creations(self, key: str) -> bool:
-        """True while a slice we created is neither in the cache nor timed out."""
-        pending = self._pending.get(key)
-        if not pending:
-            return False
-        namespace, _ = meta.split_key(key)
-        now = time.monotonic()
-        for name, created in list(pending.items()):
-            if f"{namespace}/{name}" in self.slice_informer.cache or \
-                    now - created > PENDING_TIMEOUT:
-                del pending[name]
-        if not pending:
-            del self._pending[key]
-            return False
-        return True
-
     async def sync(self, key: str) -> None:
-        if self._awaiting_creations(key):
+        if self.slices.awaiting_creations(key):
             # Our creations are not in the cache yet: their events requeue us (or, if one
             # was lost, the timeout does).
             self.enqueue_after(key, PENDING_TIMEOUT)
@@ -184,46 +241,7 @@ class EndpointSliceController(BaseController):
         selector = service_selector(svc)
         pods = [p for p in self.pod_informer.cache.by_index("namespace", namespace)
                 if selector.matches(meta.labels(p))]
-        existing = sorted((s for s in self.slice_informer.cache.by_index("service", key)
-                           if meta.labels(s).get(MANAGED_BY) == CONTROLLER_NAME),
-                          key=meta.name)
-        await self._reconcile(svc, desired_slices(svc, pods), existing)
-
-    async def _reconcile(self, svc: Obj, desired: list[tuple[list[Obj], list[Obj], str]],
-                         existing: list[Obj]) -> None:
-        labels = slice_labels(svc)
-        namespace = meta.namespace(svc)
-        created: dict[str, float] = {}
-        for i, (ports, endpoints, family) in enumerate(desired):
-            body: Obj = {"addressType": family, "ports": ports, "endpoints": endpoints}
-            if i < len(existing):
-                current = existing[i]
-                want = (family, ports, endpoints, labels)
-                if slice_content(current) == want:
-                    continue
-                updated = copy.deepcopy(current)
-                updated.update(body)
-                updated["metadata"]["labels"] = labels
-                await self.slices.update(updated)
-                continue
-            new: Obj = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                        "metadata": {"generateName": f"{meta.name(svc)}-", "labels": labels,
-                                     "ownerReferences": [controller_ref(svc)]}, **body}
-            try:
-                made = await self.slices.create(new, namespace=namespace)
-            except ApiError as err:
-                if err.code == 403:
-                    return  # namespace terminating
-                raise
-            created[meta.name(made)] = time.monotonic()
-        if created:
-            self._pending.setdefault(meta.key(svc), {}).update(created)
-        for extra in existing[len(desired):]:
-            try:
-                await self.slices.delete(meta.name(extra), namespace=namespace)
-            except ApiError as err:
-                if err.code != 404:
-                    raise
+        await self.slices.reconcile(key, svc, slice_labels(svc), desired_slices(svc, pods))
 
 
 def _service_of(sl: Obj) -> list[str]:

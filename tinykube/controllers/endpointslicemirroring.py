@@ -11,18 +11,14 @@ Services with a selector (the endpointslice controller's) are not mirrored.
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Any
 
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext
 from tinykube.controllers.endpointslice import (MANAGED_BY, PENDING_TIMEOUT, SERVICE_NAME,
-                                                address_type, slice_ports)
-from tinykube.controllers.podcontrol import controller_ref
+                                                ManagedSlices, address_type, slice_ports)
 
 Obj = dict[str, Any]
 NAME = "endpointslice-mirroring-controller"
@@ -64,24 +60,15 @@ class EndpointSliceMirroringController(BaseController):
         super().__init__(ctx, NAME, 2)
         self.svc_informer = ctx.informers.informer("services")
         self.ep_informer = ctx.informers.informer("endpoints")
-        self.slice_informer = ctx.informers.informer("endpointslices", "discovery.k8s.io")
-        self.slice_informer.add_index("mirrored-from", _mirrored_from)
-        self.slices = ctx.client.resource("endpointslices", "discovery.k8s.io")
-        self._pending: dict[str, dict[str, float]] = {}
+        self.slices = ManagedSlices(ctx, CONTROLLER_NAME)
         for informer in (self.svc_informer, self.ep_informer):
             informer.add_handlers(on_add=self._changed,
                                   on_update=lambda old, new: self._changed(new),
                                   on_delete=self._changed)
-        self.slice_informer.add_handlers(on_add=self._slice_changed,
-                                         on_update=lambda old, new: self._slice_changed(new),
-                                         on_delete=self._slice_changed)
+        self.slices.route_events(self.enqueue)
 
     def _changed(self, obj: Obj) -> None:
         self.enqueue(meta.key(obj))
-
-    def _slice_changed(self, sl: Obj) -> None:
-        if meta.labels(sl).get(MANAGED_BY) == CONTROLLER_NAME:
-            self.enqueue(f"{meta.namespace(sl)}/{meta.labels(sl).get(SERVICE_NAME, '')}")
 
     def _should_mirror(self, key: str) -> Obj | None:
         svc = self.svc_informer.cache.get(key)
@@ -93,56 +80,15 @@ class EndpointSliceMirroringController(BaseController):
         return endpoints
 
     async def sync(self, key: str) -> None:
-        pending = self._pending.get(key, {})
-        now = time.monotonic()
-        namespace, name = meta.split_key(key)
-        for slice_name, created in list(pending.items()):
-            if f"{namespace}/{slice_name}" in self.slice_informer.cache or \
-                    now - created > PENDING_TIMEOUT:
-                del pending[slice_name]
-        if pending:
+        if self.slices.awaiting_creations(key):
             self.enqueue_after(key, PENDING_TIMEOUT)
             return
-        existing = sorted((s for s in self.slice_informer.cache.by_index("mirrored-from", key)
-                           if meta.labels(s).get(MANAGED_BY) == CONTROLLER_NAME), key=meta.name)
+        _, name = meta.split_key(key)
         endpoints = self._should_mirror(key)
         desired = desired_mirror(endpoints) if endpoints is not None else []
         labels = {**{k: v for k, v in meta.labels(endpoints or {}).items()},
                   SERVICE_NAME: name, MANAGED_BY: CONTROLLER_NAME}
-        for i, (ports, eps, family) in enumerate(desired):
-            body = {"addressType": family, "ports": ports, "endpoints": eps}
-            if i < len(existing):
-                current = existing[i]
-                if (current.get("addressType"), current.get("ports") or [],
-                        current.get("endpoints") or [], meta.labels(current)) == (
-                        family, ports, eps, labels):
-                    continue
-                updated = copy.deepcopy(current)
-                updated.update(body)
-                updated["metadata"]["labels"] = labels
-                await self.slices.update(updated)
-                continue
-            new = {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
-                   "metadata": {"generateName": f"{name}-", "labels": labels,
-                                "ownerReferences": [controller_ref(endpoints)]}, **body}
-            try:
-                made = await self.slices.create(new, namespace=namespace)
-            except ApiError as err:
-                if err.code == 403:
-                    return
-                raise
-            self._pending.setdefault(key, {})[meta.name(made)] = time.monotonic()
-        for extra in existing[len(desired):]:
-            try:
-                await self.slices.delete(meta.name(extra), namespace=namespace)
-            except ApiError as err:
-                if err.code != 404:
-                    raise
-
-
-def _mirrored_from(sl: Obj) -> list[str]:
-    name = meta.labels(sl).get(SERVICE_NAME)
-    return [f"{meta.namespace(sl)}/{name}"] if name else []
+        await self.slices.reconcile(key, endpoints, labels, desired)
 
 
 def new_endpointslice_mirroring_controller(ctx: ControllerContext

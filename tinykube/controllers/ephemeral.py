@@ -58,9 +58,9 @@ class EphemeralVolumeController(BaseController):
             self.enqueue(meta.key(pod))
 
     def _claim_deleted(self, claim: Obj) -> None:
-        ref = meta.controller_of(claim)
-        if ref and ref.get("kind") == "Pod":
-            self.enqueue(f"{meta.namespace(claim)}/{ref.get('name')}")
+        key = util.controller_key(claim, "Pod")
+        if key is not None:
+            self.enqueue(key)
 
     async def sync(self, key: str) -> None:
         pod = self.pod_informer.cache.get(key)

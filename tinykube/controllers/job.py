@@ -23,7 +23,8 @@ from tinykube.api import meta, pods
 from tinykube.api.errors import ApiError
 
 from tinykube.controllers import util
-from tinykube.controllers.base import BaseController, ControllerContext, owner_uid_index
+from tinykube.controllers.base import (BaseController, ControllerContext, enqueue_controller_of,
+                                       owner_uid_index)
 from tinykube.controllers.expectations import ControllerExpectations
 from tinykube.controllers.podcontrol import RealPodControl, pod_from_template, slow_start_batch
 
@@ -154,30 +155,11 @@ class JobController(BaseController):
         self.job_informer.add_handlers(on_add=lambda j: self.enqueue(meta.key(j)),
                                        on_update=lambda o, n: self.enqueue(meta.key(n)),
                                        on_delete=self._job_deleted)
-        self.pod_informer.add_handlers(on_add=self._pod_added,
-                                       on_update=lambda o, n: self._pod_event(n),
-                                       on_delete=self._pod_event)
+        enqueue_controller_of(self.pod_informer, "Job", self.enqueue, self.expectations)
 
     def _job_deleted(self, job: Obj) -> None:
         self.expectations.delete_expectations(meta.key(job))
         self._last_failure.pop(meta.key(job), None)
-
-    def _owner_key(self, pod: Obj) -> str | None:
-        ref = meta.controller_of(pod)
-        if not ref or ref.get("kind") != "Job":
-            return None
-        return f"{meta.namespace(pod)}/{ref.get('name')}"
-
-    def _pod_added(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.expectations.creation_observed(key)
-            self.enqueue(key)
-
-    def _pod_event(self, pod: Obj) -> None:
-        key = self._owner_key(pod)
-        if key is not None:
-            self.enqueue(key)
 
     # sync -------------------------------------------------------------------------------
 

@@ -191,13 +191,8 @@ class ReplicaSetController(BaseController):
         self.expectations.delete_expectations(meta.key(rs))
         self.enqueue(meta.key(rs))
 
-    def _resolve(self, namespace: str, ref: Obj | None) -> Obj | None:
-        if not ref or ref.get("kind") != self.kind.kind:
-            return None
-        rs = self.rs_informer.cache.get(f"{namespace}/{ref.get('name')}")
-        if rs is None or meta.uid(rs) != ref.get("uid"):
-            return None
-        return rs
+    def _resolve(self, pod: Obj) -> Obj | None:
+        return util.resolve_controller(self.rs_informer.cache, pod, self.kind.kind)
 
     def _matching_owners(self, pod: Obj) -> list[Obj]:
         ns = meta.namespace(pod)
@@ -208,9 +203,8 @@ class ReplicaSetController(BaseController):
         if meta.deletion_timestamp(pod) is not None:
             self._pod_deleted(pod)
             return
-        ref = meta.controller_of(pod)
-        if ref is not None:
-            rs = self._resolve(meta.namespace(pod), ref)
+        if meta.controller_of(pod) is not None:
+            rs = self._resolve(pod)
             if rs is not None:
                 self.expectations.creation_observed(meta.key(rs))
                 self.enqueue(meta.key(rs))
@@ -227,11 +221,11 @@ class ReplicaSetController(BaseController):
         old_ref, new_ref = meta.controller_of(old), meta.controller_of(new)
         labels_changed = meta.labels(old) != meta.labels(new)
         if old_ref and (not new_ref or old_ref.get("uid") != new_ref.get("uid")):
-            owner = self._resolve(meta.namespace(old), old_ref)
+            owner = self._resolve(old)
             if owner is not None:
                 self.enqueue(meta.key(owner))
         if new_ref is not None:
-            rs = self._resolve(meta.namespace(new), new_ref)
+            rs = self._resolve(new)
             if rs is None:
                 return
             self.enqueue(meta.key(rs))
@@ -245,7 +239,7 @@ class ReplicaSetController(BaseController):
                 self.enqueue(meta.key(rs))
 
     def _pod_deleted(self, pod: Obj) -> None:
-        rs = self._resolve(meta.namespace(pod), meta.controller_of(pod))
+        rs = self._resolve(pod)
         if rs is None:
             return
         key = meta.key(rs)

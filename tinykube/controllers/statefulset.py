@@ -22,7 +22,8 @@ from tinykube.api.errors import ApiError
 
 from tinykube.controllers import deployment_util as du
 from tinykube.controllers import util
-from tinykube.controllers.base import BaseController, ControllerContext, owner_uid_index
+from tinykube.controllers.base import (BaseController, ControllerContext, enqueue_controller_of,
+                                       owner_uid_index)
 from tinykube.controllers.podcontrol import controller_ref, pod_from_template
 
 Obj = dict[str, Any]
@@ -101,14 +102,7 @@ class StatefulSetController(BaseController):
         self.recorder = ctx.recorder(NAME)
         self.sts_informer.add_handlers(on_add=lambda s: self.enqueue(meta.key(s)),
                                        on_update=lambda o, n: self.enqueue(meta.key(n)))
-        self.pod_informer.add_handlers(on_add=self._pod_event,
-                                       on_update=lambda o, n: self._pod_event(n),
-                                       on_delete=self._pod_event)
-
-    def _pod_event(self, pod: Obj) -> None:
-        ref = meta.controller_of(pod)
-        if ref and ref.get("kind") == "StatefulSet":
-            self.enqueue(f"{meta.namespace(pod)}/{ref.get('name')}")
+        enqueue_controller_of(self.pod_informer, "StatefulSet", self.enqueue)
 
     async def sync(self, key: str) -> None:
         sts = self.sts_informer.cache.get(key)

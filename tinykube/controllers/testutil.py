@@ -15,13 +15,24 @@ import random
 import string
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from tinykube.api import kinds, meta
 from tinykube.api.errors import ApiError
 from tinykube.client.informer import Cache
 
 Obj = dict[str, Any]
+
+# The tutorial's manifests in the source checkout, which the integration tests apply.
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "controllers"
+
+
+def load_example(name: str) -> Obj:
+    """One manifest of ``examples/controllers`` (e.g. ``web-rs.yaml``), freshly parsed."""
+    return yaml.safe_load((EXAMPLES / name).read_text())
 
 
 class FakeInformer:

@@ -69,6 +69,28 @@ def is_pod_available(pod: Obj, min_ready_seconds: int, now: dt.datetime | None =
     return since + dt.timedelta(seconds=min_ready_seconds) <= (now or utcnow())
 
 
+def _controller_ref(obj: Obj, kind: str) -> Obj | None:
+    ref = meta.controller_of(obj)
+    return ref if ref and ref.get("kind") == kind else None
+
+
+def controller_key(obj: Obj, kind: str) -> str | None:
+    """The ``ns/name`` key of the ``kind`` that controls ``obj``; None when no controller
+    or one of another kind does."""
+    ref = _controller_ref(obj, kind)
+    return None if ref is None else f"{meta.namespace(obj)}/{ref.get('name')}"
+
+
+def resolve_controller(cache: Any, obj: Obj, kind: str) -> Obj | None:
+    """The cached ``kind`` controlling ``obj`` (upstream's resolveControllerRef): None
+    when it is not cached or the cached one is a namesake with another uid."""
+    ref = _controller_ref(obj, kind)
+    if ref is None:
+        return None
+    owner = cache.get(f"{meta.namespace(obj)}/{ref.get('name')}")
+    return owner if owner is not None and meta.uid(owner) == ref.get("uid") else None
+
+
 def creation_time(obj: Obj) -> str:
     return (obj.get("metadata") or {}).get("creationTimestamp") or ""
 

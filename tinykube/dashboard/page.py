@@ -169,6 +169,18 @@ async function refreshFocus() {
                eventsTable(data.events.slice(0, 10))]);
 }
 
+function showEventsOf(kind, row) {
+  state.focus = { namespace: row.namespace, involved: `${kind}/${row.name}`,
+                  title: `events of ${kind.toLowerCase()} ${row.namespace}/${row.name}` };
+  refreshFocus();
+}
+
+function nameLink(kind) {
+  return row => el("a", { href: "#" + state.page, title: "show its events",
+                          onclick: e => { e.preventDefault(); showEventsOf(kind, row); } },
+                   row.name);
+}
+
 function eventsTable(events) {
   return table([["LAST SEEN", "lastSeen"], ["NAMESPACE", "namespace"], ["TYPE", "type"],
                 ["REASON", "reason"], ["OBJECT", "object"], ["MESSAGE", "message"],
@@ -207,7 +219,7 @@ const RENDER = {
   workloads(data) {
     return [
       el("h2", {}, "Deployments"),
-      table([["NAMESPACE", "namespace"], ["NAME", "name"], ["READY", "ready"],
+      table([["NAMESPACE", "namespace"], ["NAME", nameLink("Deployment")], ["READY", "ready"],
              ["UP-TO-DATE", "upToDate"], ["AVAILABLE", "available"], ["AGE", "age"],
              ["IMAGES", "images"], ["SCALE", row => {
                const input = el("input", { type: "number", min: 0, value: row.replicas });
@@ -215,11 +227,11 @@ const RENDER = {
                          el("button", { onclick: () => scale(row, input) }, "scale"));
              }]], data.deployments),
       el("h2", {}, "ReplicaSets"),
-      table([["NAMESPACE", "namespace"], ["NAME", "name"], ["DESIRED", "desired"],
+      table([["NAMESPACE", "namespace"], ["NAME", nameLink("ReplicaSet")], ["DESIRED", "desired"],
              ["CURRENT", "current"], ["READY", "ready"], ["AGE", "age"], ["OWNER", "owner"]],
             data.replicasets),
       el("h2", {}, "Pods"),
-      table([["NAMESPACE", "namespace"], ["NAME", "name"], ["READY", "ready"],
+      table([["NAMESPACE", "namespace"], ["NAME", nameLink("Pod")], ["READY", "ready"],
              ["STATUS", podStatus], ["RESTARTS", "restarts"], ["AGE", "age"], ["IP", "ip"],
              ["NODE", "node"], ["OWNER", "owner"],
              ["", row => el("button", { onclick: () => deletePod(row) }, "delete")]],
@@ -227,7 +239,7 @@ const RENDER = {
     ];
   },
   services(data) {
-    return table([["NAMESPACE", "namespace"], ["NAME", "name"], ["TYPE", "type"],
+    return table([["NAMESPACE", "namespace"], ["NAME", nameLink("Service")], ["TYPE", "type"],
                   ["CLUSTER-IP", "clusterIP"], ["EXTERNAL-IP", "externalIP"],
                   ["PORT(S)", "ports"], ["SELECTOR", "selector"],
                   ["ENDPOINTS", r => r.endpoints.join(", ") || "<none>"],
@@ -264,7 +276,7 @@ async function refresh() {
 }
 
 function scheduleRefresh() {
-  if (state.pending === null) state.pending = setTimeout(refresh, 200);
+  if (state.pending === null) state.pending = setTimeout(refresh, 500);  // at most 2/s
 }
 
 function showPage() {
@@ -277,11 +289,14 @@ function showPage() {
 }
 
 function noteChange(change) {
+  if (change.resource === "leases") return;  // heartbeats: shown as ages, not as news
   const list = document.getElementById("changes");
+  const row = change.row;
   const where = change.namespace ? `${change.namespace}/` : "";
-  const detail = change.row.status || change.row.reason || "";
-  const item = el("li", { class: change.row.warning ? "bad" : "" },
-                  `${change.type.toLowerCase()} ${change.resource} ${where}${change.name} ${detail}`);
+  const text = change.resource === "events"
+    ? `${row.type} ${row.reason} ${row.object}: ${row.message}`
+    : `${change.type.toLowerCase()} ${change.resource} ${where}${change.name} ${row.status || ""}`;
+  const item = el("li", { class: row.warning ? "bad" : "" }, text);
   list.prepend(item);
   while (list.children.length > 50) list.lastChild.remove();
 }

@@ -6,19 +6,19 @@ Routes (all data is JSON; the browser page renders it):
 - ``GET /api/{overview,namespaces,workloads,services,events}?namespace=NS`` page data
   (``events`` also takes ``involved=kind/name``)
 - ``GET /api/stream?namespace=NS`` Server-Sent Events: ``hello`` once, then one ``change``
-  per object added/modified/deleted (with its row), ``resync`` when the browser fell behind
+  per object added/modified/deleted (with its row), ``resync`` when the browser fell behind;
+  a reconnecting browser re-reads its page on ``hello`` (``Last-Event-ID`` is not replayed)
 - ``POST /api/namespaces/{ns}/deployments/{name}/scale`` ``{"replicas": N}``
 - ``DELETE /api/namespaces/{ns}/pods/{name}``
 - ``GET /healthz``
 
-Writes go to the API server with the dashboard's own credentials, so they only accept
-same-origin JSON requests: a page on another site cannot make the browser scale or delete.
+Requests pass ``guards`` first (loopback Host names only; same-origin JSON writes).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -30,38 +30,17 @@ from tinykube.dashboard import actions, page
 from tinykube.dashboard.config import DashboardConfig
 from tinykube.dashboard.feed import (CLOSED, RESYNC, SSE_KEEPALIVE, Feed, Subscriber,
                                      sse_message)
+from tinykube.dashboard.guards import Handler, error_response, guard_writes, loopback_host_only
 from tinykube.dashboard.state import PAGES, ClusterState
 
 log = logging.getLogger(__name__)
 
 CLUSTER_SCOPED = frozenset({"nodes", "namespaces"})
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(data), status=status,
                         content_type="application/json")
-
-
-def _error(exc: ApiError) -> web.Response:
-    return _json(exc.status(), status=exc.code)
-
-
-def _cross_origin(request: web.Request) -> bool:
-    origin = request.headers.get("Origin")
-    return origin is not None and origin != f"{request.scheme}://{request.host}"
-
-
-@web.middleware
-async def _guard_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Refuse cross-origin and non-JSON writes (the dashboard acts with its own identity)."""
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        if _cross_origin(request):
-            return _error(ApiError(403, "Forbidden", "cross-origin request refused"))
-        if request.method == "POST" and request.content_type != "application/json":
-            return _error(ApiError(415, "UnsupportedMediaType",
-                                   "the request body must be application/json"))
-    return await handler(request)
 
 
 class Dashboard:
@@ -82,7 +61,8 @@ class Dashboard:
         return f"http://{self.config.bind_address}:{self.port}"
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_guard_writes])
+        app = web.Application(middlewares=[loopback_host_only(self.config.bind_address),
+                                           guard_writes])
         app.router.add_get("/", self._index)
         app.router.add_get("/app.js", self._asset(page.SCRIPT, "application/javascript"))
         app.router.add_get("/app.css", self._asset(page.STYLE, "text/css"))
@@ -130,7 +110,8 @@ class Dashboard:
     async def _page(self, request: web.Request) -> web.Response:
         name = request.match_info["page"]
         if name not in PAGES:
-            return _error(ApiError(404, "NotFound", f"no page {name!r}; pages: {list(PAGES)}"))
+            return error_response(
+                ApiError(404, "NotFound", f"no page {name!r}; pages: {list(PAGES)}"))
         return _json(self.state.page(name, request.query.get("namespace") or None,
                                      involved=request.query.get("involved") or None))
 
@@ -177,12 +158,12 @@ class Dashboard:
         try:
             body = await request.json(loads=orjson.loads)
         except ValueError:
-            return _error(ApiError(400, "BadRequest", "the request body is not JSON"))
+            return error_response(ApiError(400, "BadRequest", "the request body is not JSON"))
         try:
             replicas = actions.parse_replicas(body)
             scale = await actions.scale_deployment(self.client, ns, name, replicas)
         except ApiError as exc:
-            return _error(exc)
+            return error_response(exc)
         return _json(scale)
 
     async def _delete_pod(self, request: web.Request) -> web.Response:
@@ -190,5 +171,5 @@ class Dashboard:
         try:
             result = await actions.delete_pod(self.client, ns, name)
         except ApiError as exc:
-            return _error(exc)
+            return error_response(exc)
         return _json(result)

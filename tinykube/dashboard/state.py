@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tinykube.api import meta
+from tinykube.api import meta, pods
 from tinykube.client.informer import InformerFactory
 from tinykube.client.rest import Client
 from tinykube.dashboard import views
@@ -31,6 +31,8 @@ RESOURCES: dict[str, tuple[str, str | None]] = {
 }
 
 PAGES = ("overview", "namespaces", "workloads", "services", "events")
+NODE_INDEX = "spec.nodeName"
+EVENTS_PAGE_LIMIT = 500  # newest first; a page of thousands of events helps nobody
 
 
 class ClusterState:
@@ -40,6 +42,8 @@ class ClusterState:
         self.factory = InformerFactory(client)
         self.informers = {name: self.factory.informer(resource, group)
                           for name, (resource, group) in RESOURCES.items()}
+        # a node's change needs only its own pods counted, not every pod in the cluster
+        self.informers["pods"].add_index(NODE_INDEX, lambda p: [pods.node_name(p)])
         for name, informer in self.informers.items():
             informer.add_handlers(**feed.handlers(name))
 
@@ -72,7 +76,7 @@ class ClusterState:
                 self.objects("services", namespace), endpoints, now)}
         if page == "events":
             return {"events": views.event_rows(self.objects("events", namespace), now,
-                                               involved=involved)}
+                                               involved=involved, limit=EVENTS_PAGE_LIMIT)}
         raise KeyError(page)
 
     def change_row(self, change: Change, now: float | None = None) -> Obj:
@@ -81,10 +85,10 @@ class ClusterState:
         obj = change.obj
         row: Obj
         if change.resource == "nodes":
-            counts = views.pods_per_node(self.objects("pods"))
-            lease = self.informers["leases"].cache.get(
-                f"{views.NODE_LEASE_NAMESPACE}/{meta.name(obj)}")
-            row = views.node_row(obj, counts[meta.name(obj)], now, lease)
+            name = meta.name(obj)
+            counts = views.pods_per_node(self.informers["pods"].cache.by_index(NODE_INDEX, name))
+            lease = self.informers["leases"].cache.get(f"{views.NODE_LEASE_NAMESPACE}/{name}")
+            row = views.node_row(obj, counts[name], now, lease)
         elif change.resource == "pods":
             row = views.pod_row(obj, now)
         elif change.resource == "deployments":

@@ -27,6 +27,10 @@ def _owner(obj: Obj) -> str:
     return f"{ref.get('kind', '')}/{ref.get('name', '')}" if ref else ""
 
 
+def _sorted(rows: Iterable[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: (r["namespace"], r["name"]))
+
+
 def _resources(values: Mapping[str, Any] | None) -> dict[str, str]:
     values = values or {}
     return {name: str(values[name]) for name in NODE_RESOURCES if name in values}
@@ -120,10 +124,6 @@ def replicaset_row(obj: Obj, now: float) -> Row:
         "namespace": meta.namespace(obj), "name": cells[0], "desired": cells[1],
         "current": cells[2], "ready": cells[3], "age": cells[4], "owner": _owner(obj),
     }
-
-
-def _sorted(rows: Iterable[Row]) -> list[Row]:
-    return sorted(rows, key=lambda r: (r["namespace"], r["name"]))
 
 
 def workload_rows(deployments: Iterable[Obj], replicasets: Iterable[Obj],

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 RETRY_INITIAL = 0.2
-RETRY_MAX = 5.0
+RETRY_MAX = 1.0  # the API server of a fresh `tinykube up` comes up within seconds
 HOST_NETWORK_WARNING = ("HostNetwork", "the process runtime runs without root: pods share the host's network "
                         "namespace, hostname and filesystem (no pod IPs, volumes are not mounted)")
 

@@ -3,8 +3,14 @@ proxy so several proxies can run in one process (tests, hollow nodes)."""
 
 from __future__ import annotations
 
+import time
+from typing import TYPE_CHECKING
+
 import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from tinykube.proxy.changes import AppliedChanges
 
 SYNC_BUCKETS = tuple(0.001 * 2**i for i in range(15))  # upstream: ExponentialBuckets(0.001, 2, 15)
 # upstream: LinearBuckets(0.25, 0.25, 2) + (1, 1, 59) + (60, 5, 12) + (120, 30, 7)
@@ -59,6 +65,17 @@ class ProxyMetrics:
             "rest_client_requests",
             "Number of HTTP requests, partitioned by status code, method, and host.",
             ["code", "method", "host"], registry=r)
+
+    def observe_sync(self, full: bool, changes: AppliedChanges, seconds: float) -> None:
+        """Account one successful rules sync (iptables and nftables alike)."""
+        self.sync_duration.observe(seconds)
+        (self.full_sync_duration if full else self.partial_sync_duration).observe(seconds)
+        now = time.time()
+        self.last_timestamp.set(now)
+        for trigger in changes.trigger_times:
+            self.network_programming.observe(max(0.0, now - trigger))
+        self.service_changes.inc(changes.service_changes)
+        self.endpoint_changes.inc(changes.endpoint_changes)
 
     def trace_config(self) -> aiohttp.TraceConfig:
         """aiohttp hooks counting the API client's requests (`rest_client_requests_total`)."""

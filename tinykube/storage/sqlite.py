@@ -64,8 +64,8 @@ T = TypeVar("T")
 MAX_BATCH = 1000
 WATCH_PAGE = 1000
 #: Compaction deletes in windows sized so that one window holds the write lock ~5 ms.
-COMPACT_WINDOW_TARGET = 0.002
-COMPACT_WINDOW_MIN, COMPACT_WINDOW_MAX = 16, 256
+COMPACT_WINDOW_TARGET = 0.004
+COMPACT_WINDOW_MIN, COMPACT_WINDOW_MAX = 16, 512
 #: Compaction windows after the first skip their own fsync (see _advance_compaction).
 RELAX_COMPACTION_SYNC = True
 TTL_SWEEP_INTERVAL = 1.0

@@ -118,3 +118,28 @@ async def test_delete_collection_by_label(apiserver):
     assert status == 200 and body["status"] == "Success"
     _, lst = await apiserver.request("GET", CM_PATH + "?labelSelector=group")
     assert sorted(i["metadata"]["name"] for i in lst["items"]) == ["dc0", "dc2"]
+
+
+async def test_events_expire_after_their_ttl(apiserver_factory):
+    import asyncio
+
+    import aiohttp
+    import orjson
+
+    server = await apiserver_factory(event_ttl_seconds=1)
+    path = "/api/v1/namespaces/default/events"
+    status, _ = await server.request("POST", path, {
+        "metadata": {"name": "short-lived"}, "reason": "Test", "message": "m", "type": "Normal",
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"}})
+    assert status == 201
+    async with aiohttp.ClientSession() as session:
+        async with session.get(server.url + path + "?watch=1&resourceVersion=0") as resp:
+
+            async def deleted() -> dict:
+                while True:
+                    event = orjson.loads(await resp.content.readline())
+                    if event["type"] == "DELETED":
+                        return event
+
+            event = await asyncio.wait_for(deleted(), 30)
+    assert event["object"]["metadata"]["name"] == "short-lived"

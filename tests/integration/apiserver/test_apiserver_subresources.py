@@ -210,3 +210,39 @@ async def test_events_k8s_io_is_a_view_of_core_events(apiserver):
             assert event["type"] == "ADDED"
             assert event["object"]["apiVersion"] == "events.k8s.io/v1"
             assert event["object"]["note"] == "again"
+
+
+async def test_resource_quota_admission(apiserver):
+    quota_path = "/api/v1/namespaces/default/resourcequotas"
+    status, _ = await apiserver.request("POST", quota_path, {
+        "metadata": {"name": "q"}, "spec": {"hard": {"pods": "2", "configmaps": "10"}}})
+    assert status == 201
+    # before the resourcequota controller published status.hard, nothing is enforced
+    status, body = await apiserver.request("POST", POD_PATH, pod("q0"))
+    assert status == 201
+    # published limits without usage: upstream refuses to guess
+    status, _ = await apiserver.request("PATCH", f"{quota_path}/q/status", {
+        "status": {"hard": {"pods": "2"}, "used": {}}},
+        content_type="application/merge-patch+json")
+    assert status == 200
+    status, body = await apiserver.request("POST", POD_PATH, pod("q00"))
+    assert status == 403 and "status unknown for quota: q, resources: pods" in body["message"]
+    status, _ = await apiserver.request("PATCH", f"{quota_path}/q/status", {
+        "status": {"hard": {"pods": "2", "configmaps": "10"},
+                   "used": {"pods": "1", "configmaps": "0"}}},
+        content_type="application/merge-patch+json")
+    assert status == 200
+    status, _ = await apiserver.request("POST", POD_PATH, pod("q1"))
+    assert status == 201
+    _, quota = await apiserver.request("GET", f"{quota_path}/q")
+    assert quota["status"]["used"]["pods"] == "2"
+    status, body = await apiserver.request("POST", POD_PATH, pod("q2"))
+    assert status == 403
+    assert body["message"] == ('pods "q2" is forbidden: exceeded quota: q, requested: pods=1, '
+                               'used: pods=2, limited: pods=2')
+    # unrelated kinds pass, and are charged to the resources they use
+    status, _ = await apiserver.request("POST", "/api/v1/namespaces/default/configmaps",
+                                        {"metadata": {"name": "cm"}})
+    assert status == 201
+    _, quota = await apiserver.request("GET", f"{quota_path}/q")
+    assert quota["status"]["used"]["configmaps"] == "1"

@@ -12,13 +12,6 @@ from tinykube.controllers.testutil import (RunningControllers, mark_ready, wait_
                                            wait_for_object)
 
 
-@pytest.fixture
-async def api(apiserver):
-    client = apiserver.client(insecure=True)
-    yield client
-    await client.close()
-
-
 def conditions(obj):
     return {c["type"]: c for c in ((obj or {}).get("status") or {}).get("conditions") or []}
 

@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import yaml
-
+from tinykube.controllers.testutil import load_example
 from tinykube.testing.inprocess import cluster
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "controllers"
 
 
 def rolled_out(d):
@@ -21,8 +16,8 @@ def rolled_out(d):
 
 async def test_deployment_rolls_out_on_hollow_nodes_and_service_gets_endpoints():
     async with cluster(nodes=2) as c:
-        await c.apply(yaml.safe_load((EXAMPLES / "web-deployment.yaml").read_text()))
-        await c.apply(yaml.safe_load((EXAMPLES / "web-service.yaml").read_text()))
+        await c.apply(load_example("web-deployment.yaml"))
+        await c.apply(load_example("web-service.yaml"))
         await c.wait_for("deployments", "web", rolled_out, group="apps")
         pods = (await c.resource("pods").list(namespace="default",
                                               label_selector="app=web"))["items"]
@@ -53,7 +48,7 @@ async def test_pods_of_a_silent_hollow_node_are_evicted_and_rescheduled(apiserve
     nodes = HollowNodes(node_client, count=2, name_prefix="hollow-", lease_interval=0.5)
     scheduler = Scheduler(SchedulerConfig(client=sched_client, leader_elect=False,
                                           secure_port=-1))
-    rs = yaml.safe_load((EXAMPLES / "web-rs.yaml").read_text())
+    rs = load_example("web-rs.yaml")
     rs["spec"]["replicas"] = 2
     rs["spec"]["template"]["spec"]["tolerations"] = [
         {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",

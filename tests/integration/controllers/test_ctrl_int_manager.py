@@ -6,25 +6,14 @@ import asyncio
 import os
 import signal
 import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
-import yaml
 
 from tinykube.api import meta
 from tinykube.controllers.config import ControllerManagerConfig
 from tinykube.controllers.manager import ControllerManager
-from tinykube.controllers.testutil import wait_for_list, wait_for_object
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "controllers"
-
-
-@pytest.fixture
-async def api(apiserver):
-    client = apiserver.client(insecure=True)
-    yield client
-    await client.close()
+from tinykube.controllers.testutil import load_example, wait_for_list, wait_for_object
 
 
 def manager(client, identity: str, **kw) -> ControllerManager:
@@ -57,7 +46,7 @@ async def test_exactly_one_of_two_managers_leads_and_the_other_takes_over(api):
         assert lease["spec"]["holderIdentity"] == leader.identity
         assert not standby.is_leader and not standby.controllers
 
-        rs = yaml.safe_load((EXAMPLES / "web-rs.yaml").read_text())
+        rs = load_example("web-rs.yaml")
         await api.resource("replicasets", "apps").create(rs, namespace="default")
         pods = await wait_for_list(api.resource("pods"), lambda items: len(items) == 3,
                                    namespace="default")
@@ -90,7 +79,7 @@ async def test_health_and_workqueue_metrics_are_served(api):
     try:
         await m.wait_running(10)
         await api.resource("replicasets", "apps").create(
-            yaml.safe_load((EXAMPLES / "web-rs.yaml").read_text()), namespace="default")
+            load_example("web-rs.yaml"), namespace="default")
         await wait_for_list(api.resource("pods"), lambda items: len(items) == 3,
                             namespace="default")
         async with aiohttp.ClientSession() as session:
@@ -117,7 +106,7 @@ async def test_cli_runs_until_sigterm(apiserver, api):
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         await api.resource("replicasets", "apps").create(
-            yaml.safe_load((EXAMPLES / "web-rs.yaml").read_text()), namespace="default")
+            load_example("web-rs.yaml"), namespace="default")
         await wait_for_list(api.resource("pods"), lambda items: len(items) == 3,
                             namespace="default", timeout=20)
     finally:
@@ -175,7 +164,7 @@ async def test_killed_leader_process_is_replaced_within_the_lease_duration(apise
                               namespace="kube-system", timeout=15)
         assert loop.time() - killed_at < 3 + 2
         await api.resource("replicasets", "apps").create(
-            yaml.safe_load((EXAMPLES / "web-rs.yaml").read_text()), namespace="default")
+            load_example("web-rs.yaml"), namespace="default")
         await wait_for_list(api.resource("pods"), lambda items: len(items) == 3,
                             namespace="default", timeout=20)
     finally:

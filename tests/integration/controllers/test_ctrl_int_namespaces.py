@@ -2,27 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-import yaml
-
 from tinykube.api import meta
-from tinykube.controllers.testutil import (PodReadier, RunningControllers, wait_for_list,
-                                           wait_for_object)
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "controllers"
-
-
-def load(name: str) -> dict:
-    return yaml.safe_load((EXAMPLES / name).read_text())
-
-
-@pytest.fixture
-async def api(apiserver):
-    client = apiserver.client(insecure=True)
-    yield client
-    await client.close()
+from tinykube.controllers.testutil import (PodReadier, RunningControllers, load_example,
+                                           wait_for_list, wait_for_object)
 
 
 async def test_deleting_a_namespace_removes_everything_in_it(api):
@@ -30,9 +12,9 @@ async def test_deleting_a_namespace_removes_everything_in_it(api):
     await namespaces.create({"apiVersion": "v1", "kind": "Namespace",
                              "metadata": {"name": "doomed"}})
     async with RunningControllers(api, ["*"]):
-        await api.resource("deployments", "apps").create(load("web-deployment.yaml"),
+        await api.resource("deployments", "apps").create(load_example("web-deployment.yaml"),
                                                           namespace="doomed")
-        await api.resource("services").create(load("web-service.yaml"), namespace="doomed")
+        await api.resource("services").create(load_example("web-service.yaml"), namespace="doomed")
         await api.resource("configmaps").create(
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
              "data": {"a": "b"}}, namespace="doomed")
@@ -78,8 +60,8 @@ async def test_root_ca_configmap_is_published(api, tmp_path):
 async def test_endpoints_and_slices_follow_ready_pods(api):
     async with RunningControllers(api, ["replicaset", "endpoint", "endpointslice",
                                         "garbagecollector"]), PodReadier(api):
-        await api.resource("services").create(load("web-service.yaml"), namespace="default")
-        await api.resource("replicasets", "apps").create(load("web-rs.yaml"),
+        await api.resource("services").create(load_example("web-service.yaml"), namespace="default")
+        await api.resource("replicasets", "apps").create(load_example("web-rs.yaml"),
                                                           namespace="default")
 
         def three_ready(ep):
@@ -106,7 +88,7 @@ async def test_endpoints_and_slices_follow_ready_pods(api):
 
 async def test_service_selecting_nothing_has_empty_endpoints(api):
     async with RunningControllers(api, ["endpoint"]):
-        svc = load("web-service.yaml")
+        svc = load_example("web-service.yaml")
         svc["spec"]["selector"] = {"app": "nobody"}
         await api.resource("services").create(svc, namespace="default")
         ep = await wait_for_object(api.resource("endpoints"), "web-service",

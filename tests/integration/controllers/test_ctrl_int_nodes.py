@@ -3,24 +3,11 @@
 from __future__ import annotations
 
 import copy
-from pathlib import Path
-
-import pytest
-import yaml
 
 from tinykube.api import meta
 from tinykube.api.errors import ApiError
-from tinykube.controllers.testutil import (RunningControllers, mark_ready, wait_for_list,
-                                           wait_for_object)
-
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "controllers"
-
-
-@pytest.fixture
-async def api(apiserver):
-    client = apiserver.client(insecure=True)
-    yield client
-    await client.close()
+from tinykube.controllers.testutil import (RunningControllers, load_example, mark_ready,
+                                           wait_for_list, wait_for_object)
 
 
 async def register_node(api, name: str) -> dict:
@@ -55,7 +42,7 @@ def ready_status(node):
 
 async def test_silent_node_goes_not_ready_and_its_pods_are_evicted(api):
     await register_node(api, "n1")
-    rs = yaml.safe_load((EXAMPLES / "web-rs.yaml").read_text())
+    rs = load_example("web-rs.yaml")
     rs["spec"]["replicas"] = 2
     rs["spec"]["template"]["spec"]["tolerations"] = [
         {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",

@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import os
 
-import pytest
-
 from tinykube.controllers.testutil import RunningControllers, wait_for_object
-
-
-@pytest.fixture
-async def api(apiserver):
-    client = apiserver.client(insecure=True)
-    yield client
-    await client.close()
 
 
 def claim(name, size="1Gi", **spec):

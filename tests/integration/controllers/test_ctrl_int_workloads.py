@@ -4,39 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from pathlib import Path
 
 import pytest
-import yaml
 
 from tinykube.api import meta
 from tinykube.controllers import deployment_util as du
-from tinykube.controllers.testutil import (PodReadier, RunningControllers, wait_for_list,
-                                           wait_for_object)
+from tinykube.controllers.testutil import (PodReadier, RunningControllers, load_example,
+                                           wait_for_list, wait_for_object)
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "controllers"
+
 WORKLOADS = ["replicaset", "deployment", "garbagecollector"]
-
-
-def load(name: str) -> dict:
-    return yaml.safe_load((EXAMPLES / name).read_text())
 
 
 def active(pods):
     return [p for p in pods if meta.deletion_timestamp(p) is None]
 
 
-@pytest.fixture
-async def api(apiserver):
-    client = apiserver.client(insecure=True)
-    yield client
-    await client.close()
-
-
 async def test_replicaset_recreates_a_deleted_pod(api):
     pods = api.resource("pods")
     async with RunningControllers(api, WORKLOADS):
-        await api.resource("replicasets", "apps").create(load("web-rs.yaml"),
+        await api.resource("replicasets", "apps").create(load_example("web-rs.yaml"),
                                                           namespace="default")
         first = await wait_for_list(pods, lambda items: len(active(items)) == 3,
                                     namespace="default", label_selector="app=web")
@@ -59,7 +46,7 @@ async def test_replicaset_recreates_a_deleted_pod(api):
 async def test_replicaset_status_counts_ready_pods_and_scales_down(api):
     rss = api.resource("replicasets", "apps")
     async with RunningControllers(api, WORKLOADS), PodReadier(api):
-        await rss.create(load("web-rs.yaml"), namespace="default")
+        await rss.create(load_example("web-rs.yaml"), namespace="default")
         await wait_for_object(rss, "web-rs", lambda o: o is not None and (
             o.get("status") or {}).get("availableReplicas") == 3, namespace="default")
         await rss.patch("web-rs", {"spec": {"replicas": 1}}, namespace="default",
@@ -76,7 +63,7 @@ async def test_replicaset_adopts_a_matching_orphan(api):
               "spec": {"containers": [{"name": "nginx", "image": "nginx"}]}}
     await pods.create(orphan, namespace="default")
     async with RunningControllers(api, WORKLOADS):
-        await api.resource("replicasets", "apps").create(load("web-rs.yaml"),
+        await api.resource("replicasets", "apps").create(load_example("web-rs.yaml"),
                                                           namespace="default")
         items = await wait_for_list(pods, lambda items: len(items) == 3 and all(
             meta.controller_of(p) for p in items), namespace="default")
@@ -88,7 +75,7 @@ async def test_deployment_rolls_within_max_unavailable_and_rolls_back(api):
     rss = api.resource("replicasets", "apps")
     pods = api.resource("pods")
     async with RunningControllers(api, WORKLOADS), PodReadier(api):
-        await deployments.create(load("web-deployment.yaml"), namespace="default")
+        await deployments.create(load_example("web-deployment.yaml"), namespace="default")
         await wait_for_object(deployments, "web", lambda d: d is not None and du.get_condition(
             d.get("status") or {}, "Progressing") is not None and du.get_condition(
             d["status"], "Progressing")["reason"] == "NewReplicaSetAvailable",
@@ -152,7 +139,7 @@ async def test_deployment_rolls_within_max_unavailable_and_rolls_back(api):
 async def test_deleting_a_deployment_deletes_its_replicasets_and_pods(api):
     deployments = api.resource("deployments", "apps")
     async with RunningControllers(api, WORKLOADS):
-        await deployments.create(load("web-deployment.yaml"), namespace="default")
+        await deployments.create(load_example("web-deployment.yaml"), namespace="default")
         await wait_for_list(api.resource("pods"), lambda items: len(items) == 3,
                             namespace="default")
         await deployments.delete("web", namespace="default", propagation_policy="Background")
@@ -164,7 +151,7 @@ async def test_deleting_a_deployment_deletes_its_replicasets_and_pods(api):
 async def test_foreground_deletion_removes_dependents_first(api):
     deployments = api.resource("deployments", "apps")
     async with RunningControllers(api, WORKLOADS):
-        await deployments.create(load("web-deployment.yaml"), namespace="default")
+        await deployments.create(load_example("web-deployment.yaml"), namespace="default")
         await wait_for_list(api.resource("pods"), lambda items: len(items) == 3,
                             namespace="default")
         await deployments.delete("web", namespace="default", propagation_policy="Foreground")
@@ -178,7 +165,7 @@ async def test_orphan_deletion_keeps_replicasets(api):
     deployments = api.resource("deployments", "apps")
     rss = api.resource("replicasets", "apps")
     async with RunningControllers(api, WORKLOADS):
-        await deployments.create(load("web-deployment.yaml"), namespace="default")
+        await deployments.create(load_example("web-deployment.yaml"), namespace="default")
         await wait_for_list(rss, lambda items: len(items) == 1, namespace="default")
         await deployments.delete("web", namespace="default", propagation_policy="Orphan")
         await wait_for_object(deployments, "web", lambda d: d is None, namespace="default")

@@ -227,3 +227,52 @@ async def test_pages_and_refused_actions(live):
     async with http.delete("/api/namespaces/default/pods/x",
                            headers={"Origin": "http://evil.example"}) as resp:
         assert resp.status == 403
+
+
+async def test_stop_ends_open_streams():
+    async with cluster(nodes=0) as c:
+        dash = Dashboard(DashboardConfig(client=c.client, port=0))
+        await dash.start()
+        try:
+            async with aiohttp.ClientSession(base_url=dash.url) as http:
+                async with http.get("/api/stream") as stream:
+                    reader = SSEReader(stream.content)
+                    await reader.until(lambda m: m.event == "hello")
+                    assert len(dash.feed) == 1
+                    await asyncio.wait_for(dash.stop(), TIMEOUT)
+                    with pytest.raises((EOFError, aiohttp.ClientPayloadError)):
+                        await reader.until(lambda m: False)
+            assert len(dash.feed) == 0
+            assert await c.client.resource("namespaces").get("default")  # still the caller's
+        finally:
+            await dash.stop()
+
+
+async def test_requests_for_other_hosts_are_refused(live):
+    c, dash, http = live
+    async with http.get("/api/overview", headers={"Host": "rebound.example:8001"}) as resp:
+        assert resp.status == 403
+    async with http.get("/api/overview", headers={"Host": f"localhost:{dash.port}"}) as resp:
+        assert resp.status == 200
+
+
+async def test_unschedulable_pod_shows_pending_with_a_warning(live):
+    c, dash, http = live
+    async with http.get("/api/stream") as stream:
+        reader = SSEReader(stream.content)
+        await reader.until(lambda m: m.event == "hello")
+        await c.apply({"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"name": "huge", "namespace": "default"},
+                       "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {
+                           "requests": {"cpu": "1000"}}}]}})
+        warning = await reader.seen_or_until(
+            lambda m: m.event == "change" and m.data["resource"] == "events"
+            and m.data["row"]["objectName"] == "huge")
+    row = warning.data["row"]
+    assert (row["type"], row["reason"], row["warning"]) == ("Warning", "FailedScheduling", True)
+    assert "Insufficient cpu" in row["message"]
+    events = await get_json(http, "/api/events?namespace=default&involved=Pod/huge")
+    assert events["events"][0]["warning"]
+    workloads = await get_json(http, "/api/workloads?namespace=default")
+    [pod] = [p for p in workloads["pods"] if p["name"] == "huge"]
+    assert (pod["status"], pod["ready"], pod["node"]) == ("Pending", "0/1", "<none>")

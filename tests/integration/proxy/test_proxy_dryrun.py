@@ -14,15 +14,6 @@ from tinykube.testing.services import endpoint_slice, service
 
 
 @pytest.fixture
-async def api(apiserver):  # type: ignore[no-untyped-def]
-    client = apiserver.client()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
 async def dry_proxy(api) -> AsyncIterator[Proxy]:  # type: ignore[no-untyped-def]
     p = Proxy(ProxyConfig(mode="iptables", dry_run=True, client=api, node_name="node-1",
                           cluster_cidr="10.244.0.0/16", min_sync_period=0,

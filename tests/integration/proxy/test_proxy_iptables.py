@@ -55,15 +55,6 @@ def random_cluster_ip() -> str:
     return f"10.96.{secrets.randbelow(200) + 20}.{secrets.randbelow(250) + 2}"
 
 
-@pytest.fixture
-async def api(apiserver):  # type: ignore[no-untyped-def]
-    client = apiserver.client()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
 @pytest.fixture(params=["iptables", "nftables"])
 async def iptables_proxy(request, api, pod_network: PodNetwork) -> AsyncIterator[Proxy]:  # type: ignore[no-untyped-def]
     if request.param == "nftables" and shutil.which("nft") is None:

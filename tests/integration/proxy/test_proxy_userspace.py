@@ -51,15 +51,6 @@ def slice_for(name: str, port: int) -> dict:
 
 
 @pytest.fixture
-async def api(apiserver):  # type: ignore[no-untyped-def]
-    client = apiserver.client()
-    try:
-        yield client
-    finally:
-        await client.close()
-
-
-@pytest.fixture
 async def proxy(api) -> AsyncIterator[Proxy]:  # type: ignore[no-untyped-def]
     p = Proxy(ProxyConfig(
         mode="userspace", client=api, node_name="node-1", min_sync_period=0,

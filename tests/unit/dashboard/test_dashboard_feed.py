@@ -80,3 +80,4 @@ def test_parse_replicas_refuses_non_counts(body):
 def test_parse_replicas():
     assert parse_replicas({"replicas": 0}) == 0
     assert parse_replicas({"replicas": 5}) == 5
+

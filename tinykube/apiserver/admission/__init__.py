@@ -53,13 +53,14 @@ class ValidatingPlugin(Protocol):
 
 def _registry() -> dict[str, Callable[["APIServer"], Any]]:
     from tinykube.apiserver.admission import (default_toleration_seconds, namespace_lifecycle,
-                                              priority, service_account)
+                                              priority, resource_quota, service_account)
 
     return {
         "NamespaceLifecycle": namespace_lifecycle.NamespaceLifecycle,
         "ServiceAccount": service_account.ServiceAccount,
         "DefaultTolerationSeconds": default_toleration_seconds.DefaultTolerationSeconds,
         "Priority": priority.Priority,
+        "ResourceQuota": resource_quota.ResourceQuota,
     }
 
 
@@ -99,4 +100,4 @@ def build_admission_chain(names: list[str], server: "APIServer") -> AdmissionCha
 
 
 # Upstream default plugins whose modules register themselves in EXTRA_PLUGINS when present.
-NOT_YET_IMPLEMENTED = frozenset({"LimitRanger", "ResourceQuota"})
+NOT_YET_IMPLEMENTED = frozenset({"LimitRanger"})

@@ -32,13 +32,15 @@ class Strategy:
 
     # DELETE answers with the deleted object instead of a Status (pods, services, ...).
     return_deleted_object = False
-    # Stored with a TTL in seconds (events).
-    ttl_seconds = 0
 
     def __init__(self, info: ResourceInfo):
         self.info = info
         self.has_status = "status" in info.subresources
         self.tracks_generation = info.resource in GENERATION_RESOURCES
+
+    def ttl(self, server: "APIServer") -> int:
+        """Seconds until the store expires a written object; 0 keeps it (all but events)."""
+        return 0
 
     # --- create ------------------------------------------------------------------
 

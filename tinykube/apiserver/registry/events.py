@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from tinykube.apiserver.registry.base import Strategy
 
-DEFAULT_EVENT_TTL_SECONDS = 3600
+if TYPE_CHECKING:
+    from tinykube.apiserver.server import APIServer
 
 
 class EventStrategy(Strategy):
-    ttl_seconds = DEFAULT_EVENT_TTL_SECONDS
+    def ttl(self, server: "APIServer") -> int:
+        return server.config.event_ttl_seconds

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from tinykube.proxy import conntrack
-from tinykube.proxy.changes import AppliedChanges, ChangeTracker
+from tinykube.proxy.changes import AppliedChanges, ChangeTracker, fold_changes
 from tinykube.proxy.iptables import restore
 from tinykube.proxy.iptables.restore import TABLES, RestorePlan
 from tinykube.proxy.iptables.rules import (
@@ -74,19 +74,13 @@ class IptablesProxier:
         """One sync: fold changes, recompute changed pieces, restore, then account."""
         start = time.perf_counter()
         await self._check_full_sync_needed()
-        old_services = dict(self.snapshot.services)
-        old_eps = dict(self.snapshot.endpoints)
-        applied_changes = self.tracker.apply(self.snapshot)
         full = self.applied is None
-        changed = set(self.snapshot.services) if full else applied_changes.port_keys
-        old_pieces = {k: self.pieces.pop(k) for k in changed if k in self.pieces}
-        if full:
-            self.pieces = {}
-        self.pieces.update(compute_pieces(self.cfg, self.snapshot, changed))
+        fold = fold_changes(self.tracker, self.snapshot, self.pieces, full,
+                            lambda keys: compute_pieces(self.cfg, self.snapshot, keys))
         if full:
             plan = restore.plan(self._desired_fixed_and_all(), None, await self._existing_chains())
         else:
-            plan = self._partial_plan(changed, old_pieces)
+            plan = self._partial_plan(fold.keys, fold.old_pieces)
         compute_done = time.perf_counter()
         text = plan.render()
         if self.iptables is not None and not plan.empty:
@@ -104,7 +98,7 @@ class IptablesProxier:
         if full:
             self.last_full_sync = time.monotonic()
         if self.iptables is not None and self.clear_conntrack:
-            await conntrack.delete_flows(conntrack.flows_for(applied_changes.port_keys, self.snapshot, old_services, old_eps))
+            await conntrack.delete_flows(fold.stale_flows(self.snapshot))
         result = SyncResult(
             full=full,
             chains_written=plan.chains_written(),
@@ -115,7 +109,7 @@ class IptablesProxier:
             text=text,
             rules_by_table={t: sum(len(r) for r in plan.write[t].values()) for t in TABLES},
         )
-        self._observe(result, applied_changes, time.perf_counter() - start)
+        self._observe(result, fold.changes, time.perf_counter() - start)
         self.last_result = result
         return result
 
@@ -199,17 +193,11 @@ class IptablesProxier:
             await self.iptables.ensure_rule(table, builtin, args)
 
     def _observe(self, result: SyncResult, changes: AppliedChanges, seconds: float) -> None:
+        """Sync metrics, then the rule counts only iptables mode reports."""
         m = self.metrics
         if m is None:
             return
-        m.sync_duration.observe(seconds)
-        (m.full_sync_duration if result.full else m.partial_sync_duration).observe(seconds)
-        now = time.time()
-        m.last_timestamp.set(now)
-        for t in changes.trigger_times:
-            m.network_programming.observe(max(0.0, now - t))
-        m.service_changes.inc(changes.service_changes)
-        m.endpoint_changes.inc(changes.endpoint_changes)
+        m.observe_sync(result.full, changes, seconds)
         if self.applied is not None:
             for table in TABLES:
                 m.iptables_total.labels(table).set(sum(len(r) for r in self.applied[table].values()))

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 
 from tinykube.proxy import conntrack
-from tinykube.proxy.changes import AppliedChanges, ChangeTracker
+from tinykube.proxy.changes import ChangeTracker, fold_changes
 from tinykube.proxy.metrics import ProxyMetrics
 from tinykube.proxy.model import Snapshot
 from tinykube.proxy.nftables.rules import MAPS, NftConfig, NftPiece, base_chains, compute_pieces
@@ -90,17 +90,13 @@ class NftablesProxier:
             if not await self.nft.table_exists(self.cfg.table):
                 log.warning("table ip %s is gone: doing a full sync", self.cfg.table)
                 self.applied = None
-        old_services, old_eps = dict(self.snapshot.services), dict(self.snapshot.endpoints)
-        changes = self.tracker.apply(self.snapshot)
         full = self.applied is None
-        keys = set(self.snapshot.services) if full else changes.port_keys
-        old_pieces = {k: self.pieces.pop(k) for k in keys if k in self.pieces}
-        if full:
-            self.pieces = {}
-        self.pieces.update(compute_pieces(self.cfg, self.snapshot, keys))
+        fold = fold_changes(self.tracker, self.snapshot, self.pieces, full,
+                            lambda keys: compute_pieces(self.cfg, self.snapshot, keys))
         desired = self._desired()
-        text, written, deleted, elements = (self._full_text(desired) if full
-                                            else self._partial_text(desired, keys, old_pieces))
+        text, written, deleted, elements = (
+            self._full_text(desired) if full
+            else self._partial_text(desired, fold.keys, fold.old_pieces))
         compute_done = time.perf_counter()
         if self.nft is not None and text:
             try:
@@ -113,10 +109,11 @@ class NftablesProxier:
         restore_done = time.perf_counter()
         self.applied = desired
         if self.nft is not None and self.clear_conntrack:
-            await conntrack.delete_flows(conntrack.flows_for(changes.port_keys, self.snapshot, old_services, old_eps))
+            await conntrack.delete_flows(fold.stale_flows(self.snapshot))
         result = NftSyncResult(full, written, deleted, elements, compute_done - start,
                                restore_done - compute_done, text)
-        self._observe(result, changes, time.perf_counter() - start)
+        if self.metrics is not None:
+            self.metrics.observe_sync(full, fold.changes, time.perf_counter() - start)
         self.last_result = result
         return result
 
@@ -183,19 +180,6 @@ class NftablesProxier:
         stale_sets = [n for p in old_pieces.values() for n in p.sets if n not in desired.sets and n in before.sets]
         out.extend(f"delete set ip {t} {n}" for n in stale_sets)
         return ("\n".join(out) + "\n" if out else ""), len(changed), len(stale), elements
-
-    def _observe(self, result: NftSyncResult, changes: AppliedChanges, seconds: float) -> None:
-        m = self.metrics
-        if m is None:
-            return
-        m.sync_duration.observe(seconds)
-        (m.full_sync_duration if result.full else m.partial_sync_duration).observe(seconds)
-        now = time.time()
-        m.last_timestamp.set(now)
-        for trigger in changes.trigger_times:
-            m.network_programming.observe(max(0.0, now - trigger))
-        m.service_changes.inc(changes.service_changes)
-        m.endpoint_changes.inc(changes.endpoint_changes)
 
     async def cleanup(self) -> None:
         await cleanup(self.cfg.table, self.nft or Nft())

@@ -25,20 +25,38 @@ DEFAULT_HARD_POD_AFFINITY_WEIGHT = 1
 Domain = tuple[str, str]  # (topology key, value)
 
 
+EXISTING_ANTI_AFFINITY_STATUS = unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY, plugin=NAME)
+AFFINITY_STATUS = unresolvable(ERR_REASON_AFFINITY, plugin=NAME)
+ANTI_AFFINITY_STATUS = unschedulable(ERR_REASON_ANTI_AFFINITY, plugin=NAME)
+
+
 @dataclass
 class PreFilterState:
     existing_anti: dict[Domain, int] = field(default_factory=dict)
-    existing_anti_keys: tuple[str, ...] = ()
     affinity_counts: list[dict[str, int]] = field(default_factory=list)
     anti_affinity_counts: list[dict[str, int]] = field(default_factory=list)
     affinity_matches_nothing: bool = False
     pod_matches_own_affinity: bool = False
+    # Derived for Filter: (topology key, forbidden values) pairs.
+    existing_checks: list[tuple[str, frozenset[str]]] = field(default_factory=list)
+    anti_checks: list[tuple[str, frozenset[str]]] = field(default_factory=list)
+
+    def rebuild(self, anti_keys: list[str]) -> None:
+        """Recompute the forbidden domains from the counts (after PreFilter or a what-if)."""
+        by_key: dict[str, set[str]] = {}
+        for (key, value), count in self.existing_anti.items():
+            if count > 0:
+                by_key.setdefault(key, set()).add(value)
+        self.existing_checks = [(k, frozenset(v)) for k, v in by_key.items()]
+        self.anti_checks = [(key, frozenset(v for v, n in counts.items() if n > 0))
+                            for key, counts in zip(anti_keys, self.anti_affinity_counts)]
 
     def clone(self) -> PreFilterState:
-        return PreFilterState(dict(self.existing_anti), self.existing_anti_keys,
+        return PreFilterState(dict(self.existing_anti),
                               [dict(c) for c in self.affinity_counts],
                               [dict(c) for c in self.anti_affinity_counts],
-                              self.affinity_matches_nothing, self.pod_matches_own_affinity)
+                              self.affinity_matches_nothing, self.pod_matches_own_affinity,
+                              list(self.existing_checks), list(self.anti_checks))
 
 
 def _matching(handle: Any, term: AffinityTerm) -> list[PodInfo]:
@@ -90,7 +108,7 @@ class InterPodAffinity:
         existing = existing_anti_affinity(self.handle, pod)
         if not existing and not pod.required_affinity and not pod.required_anti_affinity:
             return None, SKIP
-        st = PreFilterState(existing, tuple({k for k, _ in existing}))
+        st = PreFilterState(existing)
         st.affinity_counts = [count_by_domain(self.handle, t) for t in pod.required_affinity]
         st.anti_affinity_counts = [count_by_domain(self.handle, t)
                                    for t in pod.required_anti_affinity]
@@ -98,22 +116,21 @@ class InterPodAffinity:
         ns_labels = self.handle.cache.namespace_labels
         st.pod_matches_own_affinity = all(t.matches(pod, ns_labels)
                                           for t in pod.required_affinity)
+        st.rebuild([t.topology_key for t in pod.required_anti_affinity])
         state[NAME] = st
         return None, None
 
     def filter(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> Status | None:
         st: PreFilterState = state[NAME]
         labels = node.labels
-        for key in st.existing_anti_keys:
-            value = labels.get(key)
-            if value is not None and st.existing_anti.get((key, value), 0) > 0:
-                return unschedulable(ERR_REASON_EXISTING_ANTI_AFFINITY, plugin=NAME)
+        for key, forbidden in st.existing_checks:
+            if labels.get(key) in forbidden:
+                return EXISTING_ANTI_AFFINITY_STATUS
         if pod.required_affinity and not self._affinity_ok(st, pod, labels):
-            return unresolvable(ERR_REASON_AFFINITY, plugin=NAME)
-        for term, counts in zip(pod.required_anti_affinity, st.anti_affinity_counts):
-            value = labels.get(term.topology_key)
-            if value is not None and counts.get(value, 0) > 0:
-                return unschedulable(ERR_REASON_ANTI_AFFINITY, plugin=NAME)
+            return AFFINITY_STATUS
+        for key, forbidden in st.anti_checks:
+            if labels.get(key) in forbidden:
+                return ANTI_AFFINITY_STATUS
         return None
 
     @staticmethod
@@ -210,14 +227,13 @@ class InterPodAffinity:
             if value is not None and term.matches(pod, ns_labels):
                 domain = (term.topology_key, value)
                 st.existing_anti[domain] = st.existing_anti.get(domain, 0) + delta
-                if term.topology_key not in st.existing_anti_keys:
-                    st.existing_anti_keys = (*st.existing_anti_keys, term.topology_key)
         for terms, counts_list in ((pod.required_affinity, st.affinity_counts),
                                    (pod.required_anti_affinity, st.anti_affinity_counts)):
             for term, counts in zip(terms, counts_list):
                 value = node.labels.get(term.topology_key)
                 if value is not None and term.matches(other, ns_labels):
                     counts[value] = counts.get(value, 0) + delta
+        st.rebuild([t.topology_key for t in pod.required_anti_affinity])
 
 
 def new(args: dict[str, Any], handle: Any) -> InterPodAffinity:

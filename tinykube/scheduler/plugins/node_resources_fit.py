@@ -73,6 +73,7 @@ class NodeResourcesFit:
         self.resources = [(r["name"], int(r.get("weight", 1))) for r in resources]
         self.simple = [r for r, _ in self.resources] == [CPU, MEMORY] and \
             all(w == 1 for _, w in self.resources) and strategy == LEAST_ALLOCATED
+        self._statuses: dict[tuple[str, ...], Status] = {}  # statuses are immutable values
 
     def pre_filter(self, state: CycleState, pod: PodInfo,
                    nodes: list[NodeInfo]) -> tuple[PreFilterResult | None, Status | None]:
@@ -86,8 +87,13 @@ class NodeResourcesFit:
                 and alloc.milli_cpu >= req.milli_cpu + used.milli_cpu
                 and alloc.memory >= req.memory + used.memory):
             return None
-        reasons = insufficient_resources(pod, node)
-        return unschedulable(*reasons, plugin=NAME) if reasons else None
+        reasons = tuple(insufficient_resources(pod, node))
+        if not reasons:
+            return None
+        status = self._statuses.get(reasons)
+        if status is None:
+            status = self._statuses[reasons] = unschedulable(*reasons, plugin=NAME)
+        return status
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
         if self.simple:
