@@ -263,3 +263,30 @@ def test_down_stops_everything_and_up_resumes(up_cluster):
     assert out == "v"
     status = up_cluster.tinykube("status")
     assert status.returncode == 0, status.stdout + status.stderr
+
+
+@pytest.mark.etcd
+@pytest.mark.skipif(not os.path.exists("/usr/bin/etcd"), reason="etcd-server not installed")
+def test_up_with_etcd_store(tmp_path):
+    """`--store etcd`: etcd runs as a static pod and holds the objects under /registry/."""
+    cluster = UpCluster(tmp_path)
+    result = cluster.tinykube("up", "--free-ports", "--store", "etcd")
+    assert result.returncode == 0, result.stdout + result.stderr
+    try:
+        cluster.kubectl("wait", "-n", "kube-system", "--for=condition=Ready", "--timeout=60s",
+                        f"pod/etcd-{NODE}")
+        cluster.kubectl("create", "configmap", "in-etcd", "--from-literal=k=v")
+        port = json.loads((tmp_path / ".tinykube" / "e2e" / "cluster.json").read_text())[
+            "ports"]["etcd_client"]
+        etcdctl = ["etcdctl", f"--endpoints=http://127.0.0.1:{port}"]
+        env = {**os.environ, "ETCDCTL_API": "3"}
+        health = subprocess.run([*etcdctl, "endpoint", "health"], env=env,
+                                capture_output=True, text=True, timeout=30)
+        assert "is healthy" in health.stdout + health.stderr
+        value = subprocess.run([*etcdctl, "get", "/registry/configmaps/default/in-etcd",
+                                "--print-value-only"], env=env, capture_output=True,
+                               text=True, timeout=30).stdout
+        assert json.loads(value)["data"] == {"k": "v"}
+    finally:
+        cluster.tinykube("down")
+    assert cluster_processes(str(tmp_path)) == []

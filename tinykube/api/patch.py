@@ -57,36 +57,45 @@ def _index(container: list, token: str, path: str, *, allow_end: bool) -> int:
     return idx
 
 
+def _missing_path(op: str, path: str) -> errors.ApiError:
+    return _unprocessable(f'{op} operation does not apply: doc is missing path: "{path}": '
+                          "missing value")
+
+
 def _parent(doc: Any, tokens: list[str], path: str, op: str) -> Any:
     cur = doc
     for token in tokens[:-1]:
         if isinstance(cur, dict):
             if token not in cur:
-                raise _unprocessable(f"{op} operation does not apply: doc is missing path: "
-                                     f'"{path}": missing value')
+                raise _missing_path(op, path)
             cur = cur[token]
         elif isinstance(cur, list):
             cur = cur[_index(cur, token, path, allow_end=False)]
         else:
-            raise _unprocessable(f"{op} operation does not apply: doc is missing path: "
-                                 f'"{path}": missing value')
+            raise _missing_path(op, path)
     return cur
 
 
-def _get(doc: Any, path: str, op: str) -> Any:
-    tokens = _pointer(path)
-    if not tokens:
-        return doc
+def _existing(doc: Any, tokens: list[str], path: str, op: str) -> tuple[Any, Any]:
+    """The container of the value at ``path`` and its key or index; the value must exist."""
     parent = _parent(doc, tokens, path, op)
     last = tokens[-1]
     if isinstance(parent, dict):
         if last not in parent:
             raise _unprocessable(f"{op} operation does not apply: doc is missing key: "
                                  f"{path}: missing value")
-        return parent[last]
+        return parent, last
     if isinstance(parent, list):
-        return parent[_index(parent, last, path, allow_end=False)]
+        return parent, _index(parent, last, path, allow_end=False)
     raise _unprocessable(f"{op} operation does not apply: doc is missing path: {path}")
+
+
+def _get(doc: Any, path: str, op: str) -> Any:
+    tokens = _pointer(path)
+    if not tokens:
+        return doc
+    parent, key = _existing(doc, tokens, path, op)
+    return parent[key]
 
 
 def _add(doc: Any, path: str, value: Any, op: str = "add") -> Any:
@@ -100,8 +109,7 @@ def _add(doc: Any, path: str, value: Any, op: str = "add") -> Any:
     elif isinstance(parent, list):
         parent.insert(_index(parent, last, path, allow_end=True), value)
     else:
-        raise _unprocessable(f"{op} operation does not apply: doc is missing path: "
-                             f'"{path}": missing value')
+        raise _missing_path(op, path)
     return doc
 
 
@@ -109,16 +117,8 @@ def _remove(doc: Any, path: str, op: str = "remove") -> tuple[Any, Any]:
     tokens = _pointer(path)
     if not tokens:
         raise _unprocessable(f"{op} operation does not apply: cannot remove the whole document")
-    parent = _parent(doc, tokens, path, op)
-    last = tokens[-1]
-    if isinstance(parent, dict):
-        if last not in parent:
-            raise _unprocessable(f"{op} operation does not apply: doc is missing key: "
-                                 f"{path}: missing value")
-        return doc, parent.pop(last)
-    if isinstance(parent, list):
-        return doc, parent.pop(_index(parent, last, path, allow_end=False))
-    raise _unprocessable(f"{op} operation does not apply: doc is missing path: {path}")
+    parent, key = _existing(doc, tokens, path, op)
+    return doc, parent.pop(key)
 
 
 def json_patch(obj: Any, ops: Any) -> Any:

@@ -165,30 +165,31 @@ def _caller(request: web.Request) -> UserInfo:
     return info.user if info is not None else UserInfo("system:anonymous")
 
 
-def self_subject_access_review(server: Any) -> Callable:
-    kind, api_version = "SelfSubjectAccessReview", f"{AUTHORIZATION_GROUP}/v1"
+def _access_review(server: Any, kind: str,
+                   subject: Callable[[web.Request, dict], UserInfo]) -> Callable:
+    """The access review both kinds answer; only whose access it is asked about differs."""
+    api_version = f"{AUTHORIZATION_GROUP}/v1"
 
     async def handle(request: web.Request) -> web.Response:
         obj = _decode(await request.read(), kind, api_version)
         spec = obj.get("spec") or {}
-        info = attributes_info(spec, _caller(request), kind)
+        info = attributes_info(spec, subject(request, spec), kind)
         return _answer({"kind": kind, "apiVersion": api_version, **obj},
                        await review_status(server, info))
 
     return handle
+
+
+def self_subject_access_review(server: Any) -> Callable:
+    """May the caller do this?"""
+    return _access_review(server, "SelfSubjectAccessReview",
+                          lambda request, spec: _caller(request))
 
 
 def subject_access_review(server: Any) -> Callable:
-    kind, api_version = "SubjectAccessReview", f"{AUTHORIZATION_GROUP}/v1"
-
-    async def handle(request: web.Request) -> web.Response:
-        obj = _decode(await request.read(), kind, api_version)
-        spec = obj.get("spec") or {}
-        info = attributes_info(spec, user_from_spec(spec), kind)
-        return _answer({"kind": kind, "apiVersion": api_version, **obj},
-                       await review_status(server, info))
-
-    return handle
+    """May the user the spec names do this?"""
+    return _access_review(server, "SubjectAccessReview",
+                          lambda request, spec: user_from_spec(spec))
 
 
 def self_subject_review(version: str) -> Callable:

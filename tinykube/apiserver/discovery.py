@@ -61,9 +61,14 @@ def storage_version_hash(group: str, version: str, kind: str) -> str:
     return base64.b64encode(digest[:8]).decode()
 
 
+def subresource(name: str) -> Subresource:
+    """How subresource ``name`` appears in discovery (one not listed appears as status)."""
+    return SUBRESOURCES.get(name, Subresource("", STATUS_VERBS))
+
+
 def subresource_kind(parent: ResourceInfo, name: str) -> tuple[str, str, str]:
     """(group, version, kind) of ``<parent>/<name>`` as discovery reports it."""
-    sub = SUBRESOURCES.get(name, Subresource("", STATUS_VERBS))
+    sub = subresource(name)
     kind = sub.kind or (_PROXY_KINDS.get(parent.kind, "") if name == "proxy" else "")
     return (
         parent.group if sub.group is None else sub.group,
@@ -91,7 +96,7 @@ def api_resources(info: ResourceInfo) -> list[dict]:
         group, version, kind = subresource_kind(info, name)
         sub: dict = {"name": f"{info.resource}/{name}", "singularName": "",
                      "namespaced": info.namespaced, "kind": kind,
-                     "verbs": list(SUBRESOURCES.get(name, Subresource("", STATUS_VERBS)).verbs)}
+                     "verbs": list(subresource(name).verbs)}
         if (group, version) != (info.group, info.version):
             sub["group"], sub["version"] = group, version
         out.append(sub)
@@ -162,7 +167,7 @@ def _discovery_resource(info: ResourceInfo) -> dict:
         subs.append({
             "subresource": name,
             "responseKind": {"group": group, "version": version, "kind": kind},
-            "verbs": list(SUBRESOURCES.get(name, Subresource("", STATUS_VERBS)).verbs),
+            "verbs": list(subresource(name).verbs),
         })
     if subs:
         entry["subresources"] = subs

@@ -395,20 +395,18 @@ def _operation_id(verb: str, info: Any) -> str:
     return f"{verb}{group}{info.version.capitalize()}{scope}{info.kind}"
 
 
+def _string_param(param: dict, v3: bool) -> dict:
+    """A string parameter: OpenAPI v3 types it under ``schema``, v2 inline."""
+    string = {"type": "string", "uniqueItems": True}
+    return {**param, "schema": string} if v3 else {**param, **string}
+
+
 def _query_param(name: str, description: str, v3: bool) -> dict:
-    if v3:
-        return {"name": name, "in": "query", "description": description,
-                "schema": {"type": "string", "uniqueItems": True}}
-    return {"name": name, "in": "query", "description": description, "type": "string",
-            "uniqueItems": True}
+    return _string_param({"name": name, "in": "query", "description": description}, v3)
 
 
 def _path_param(name: str, v3: bool) -> dict:
-    if v3:
-        return {"name": name, "in": "path", "required": True,
-                "schema": {"type": "string", "uniqueItems": True}}
-    return {"name": name, "in": "path", "required": True, "type": "string",
-            "uniqueItems": True}
+    return _string_param({"name": name, "in": "path", "required": True}, v3)
 
 
 def _ref(definition: str, v3: bool) -> dict:

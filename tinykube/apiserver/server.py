@@ -85,6 +85,8 @@ class APIServerConfig:
     # The address written into the kubernetes Service's Endpoints (default: bind address).
     advertise_address: str | None = None
     bootstrap: bool = True
+    # How long start() waits for an unreachable store before giving up.
+    store_wait_seconds: float = 60.0
 
 
 def _load_plugin(name: str) -> Any | None:
@@ -151,6 +153,7 @@ class APIServer:
 
         self.store = open_store(self.config.store_url)
         try:
+            await self._wait_for_store()
             self.token_signer.load_or_create(self.config.service_account_key_file,
                                              self.config.store_url)
             self.cluster_ips = ClusterIPAllocator(self.store,
@@ -177,6 +180,24 @@ class APIServer:
         if self.config.write_kubeconfig:
             self.write_kubeconfig(self.config.write_kubeconfig)
         log.info("tinykube apiserver listening on %s", self.url)
+
+    async def _wait_for_store(self) -> None:
+        """Wait for the store to answer, as kube-apiserver waits for etcd: in a cluster whose
+        etcd starts beside the API server (static pods), etcd may still be coming up."""
+        from tinykube.storage.store import UnavailableError
+
+        deadline = time.monotonic() + self.config.store_wait_seconds
+        delay = 0.05
+        while True:
+            try:
+                await self.store.current_revision()
+                return
+            except UnavailableError as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.info("waiting for the store: %s", exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
 
     async def stop(self) -> None:
         self._started = False

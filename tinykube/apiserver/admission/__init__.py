@@ -36,6 +36,13 @@ class Attributes:
     subresource: str = ""
     dry_run: bool = False
 
+    def created_pod(self) -> dict | None:
+        """The body of a pod being created (not a subresource), which the pod-defaulting
+        plugins change in place; None for any other write."""
+        if self.operation != CREATE or self.resource.resource != "pods" or self.subresource:
+            return None
+        return self.obj
+
 
 class MutatingPlugin(Protocol):
     name: str

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tinykube.apiserver.admission import CREATE, Attributes
+from tinykube.apiserver.admission import Attributes
 
 if TYPE_CHECKING:
     from tinykube.apiserver.server import APIServer
@@ -21,10 +21,10 @@ class DefaultTolerationSeconds:
         self.server = server
 
     async def admit(self, attrs: Attributes) -> None:
-        if (attrs.operation != CREATE or attrs.resource.resource != "pods"
-                or attrs.subresource or attrs.obj is None):
+        pod = attrs.created_pod()
+        if pod is None:
             return
-        spec = attrs.obj.setdefault("spec", {})
+        spec = pod.setdefault("spec", {})
         tolerations = list(spec.get("tolerations") or [])
         for taint in TAINTS:
             if any(_covers(t, taint) for t in tolerations):

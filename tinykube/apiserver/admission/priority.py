@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from tinykube.api import errors
 from tinykube.api.kinds import lookup
-from tinykube.apiserver.admission import CREATE, Attributes
+from tinykube.apiserver.admission import Attributes
 
 if TYPE_CHECKING:
     from tinykube.apiserver.server import APIServer
@@ -25,10 +25,10 @@ class Priority:
         self.server = server
 
     async def admit(self, attrs: Attributes) -> None:
-        if (attrs.operation != CREATE or attrs.resource.resource != "pods"
-                or attrs.subresource or attrs.obj is None):
+        pod = attrs.created_pod()
+        if pod is None:
             return
-        spec = attrs.obj.setdefault("spec", {})
+        spec = pod.setdefault("spec", {})
         class_name = spec.get("priorityClassName") or ""
         if class_name:
             pc = self._find(class_name)

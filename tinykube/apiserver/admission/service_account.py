@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tinykube.apiserver.admission import CREATE, Attributes
+from tinykube.apiserver.admission import Attributes
 from tinykube.apiserver.objectmeta import random_suffix
 
 if TYPE_CHECKING:
@@ -37,10 +37,9 @@ class ServiceAccount:
         self.server = server
 
     async def admit(self, attrs: Attributes) -> None:
-        if (attrs.operation != CREATE or attrs.resource.resource != "pods"
-                or attrs.subresource or attrs.obj is None):
+        pod = attrs.created_pod()
+        if pod is None:
             return
-        pod = attrs.obj
         annotations = (pod.get("metadata") or {}).get("annotations") or {}
         if MIRROR_POD_ANNOTATION in annotations:
             return
