@@ -142,6 +142,8 @@ RESOURCES: tuple[ResourceInfo, ...] = (
        namespaced=False, verbs=("create",)),
     _r("authorization.k8s.io", "v1", "SubjectAccessReview", "subjectaccessreviews",
        namespaced=False, verbs=("create",)),
+    _r("authorization.k8s.io", "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews",
+       namespaced=False, verbs=("create",)),
     _r("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", namespaced=False,
        verbs=("create",)),
     _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",

@@ -17,7 +17,7 @@ from tinykube.api.kinds import ResourceInfo
 from tinykube.apiserver.watchcache import decode
 from tinykube.storage.store import (ConflictError, KeyExistsError, KeyNotFoundError, Store,
                                     StoreError, UnavailableError, CompactedError,
-                                    FutureRevisionError)
+                                    FutureRevisionError, ValueTooLargeError)
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,9 @@ def store_errors(info: ResourceInfo, name: str) -> Iterator[None]:
     except FutureRevisionError as exc:
         raise errors.timeout(f"Too large resource version: {exc.requested}, "
                              f"current: {exc.current}", 1) from None
+    except ValueTooLargeError as exc:
+        # etcd's request size limit, answered as kube-apiserver does.
+        raise errors.request_entity_too_large(str(exc)) from None
     except UnavailableError as exc:
         log.warning("store unavailable: %s", exc)
         raise errors.service_unavailable(f"storage is unavailable: {exc}") from None

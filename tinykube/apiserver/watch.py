@@ -155,6 +155,7 @@ async def _stream(ctx: Context, watcher: Watcher, expired: errors.ApiError | Non
     deadline = loop.time() + timeout
     interval = ctx.server.config.watch_bookmark_interval
     next_bookmark = loop.time() + interval
+    metrics = getattr(ctx.server, "metrics", None)  # None without the metrics plug-in
     try:
         while True:
             now = loop.time()
@@ -169,6 +170,8 @@ async def _stream(ctx: Context, watcher: Watcher, expired: errors.ApiError | Non
                 break
             if lines:
                 await response.write(convert(b"".join(lines)) if convert else b"".join(lines))
+                if metrics is not None:
+                    metrics.observe_watch_events(ctx.resource, len(lines))
             elif allow_bookmarks and loop.time() >= next_bookmark:
                 await response.write(_bookmark(ctx, ctx.server.watch_cache.revision))
                 next_bookmark = loop.time() + interval

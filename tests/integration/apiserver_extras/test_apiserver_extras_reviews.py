@@ -15,6 +15,23 @@ async def http(apiserver):
         yield session
 
 
+@pytest.fixture
+async def healthz_port():
+    """The port of a loopback HTTP server answering ``GET /healthz`` with ``ok``."""
+    async def healthz(_request):
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
 async def _post(http, path, body, **kw):
     async with http.post(path, **kw, **({"json": body} if body is not None else {})) as resp:
         return resp.status, await resp.json(content_type=None)
@@ -86,48 +103,35 @@ async def test_self_subject_review(http):
         assert out["status"]["userInfo"]["username"] == "system:anonymous"
 
 
-async def test_component_statuses(http, apiserver, unused_tcp_port_factory):
-    async def healthz(_request):
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
+async def test_component_statuses(http, apiserver, unused_tcp_port_factory, healthz_port):
     closed = unused_tcp_port_factory()
     apiserver.server.componentstatus_targets = {
         # plain HTTP behind an https URL, as tinykube's scheduler serves it
-        "scheduler": f"https://127.0.0.1:{port}/healthz",
+        "scheduler": f"https://127.0.0.1:{healthz_port}/healthz",
         "controller-manager": f"http://127.0.0.1:{closed}/healthz",
     }
-    try:
-        async with http.get("/api/v1/componentstatuses") as resp:
-            assert resp.status == 200
-            doc = await resp.json()
-        by_name = {i["metadata"]["name"]: i["conditions"][0] for i in doc["items"]}
-        assert doc["kind"] == "ComponentStatusList"
-        assert by_name["scheduler"] == {"type": "Healthy", "status": "True", "message": "ok"}
-        assert by_name["etcd-0"] == {"type": "Healthy", "status": "True", "message": "ok"}
-        assert by_name["controller-manager"] == {
-            "type": "Healthy", "status": "False",
-            "message": f'Get "http://127.0.0.1:{closed}/healthz": dial tcp '
-                       f"127.0.0.1:{closed}: connect: connection refused"}
-        async with http.get("/api/v1/componentstatuses/etcd-0") as resp:
-            assert (await resp.json())["kind"] == "ComponentStatus"
-        async with http.get("/api/v1/componentstatuses/nope") as resp:
-            assert resp.status == 404
-            assert (await resp.json())["message"] == 'componentstatuses "nope" not found'
-        table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
-        async with http.get("/api/v1/componentstatuses",
-                            headers={"Accept": table_accept}) as resp:
-            table = await resp.json()
-        assert table["kind"] == "Table"
-        assert [c["name"] for c in table["columnDefinitions"]][:2] == ["Name", "Status"]
-    finally:
-        await runner.cleanup()
+    async with http.get("/api/v1/componentstatuses") as resp:
+        assert resp.status == 200
+        doc = await resp.json()
+    by_name = {i["metadata"]["name"]: i["conditions"][0] for i in doc["items"]}
+    assert doc["kind"] == "ComponentStatusList"
+    assert by_name["scheduler"] == {"type": "Healthy", "status": "True", "message": "ok"}
+    assert by_name["etcd-0"] == {"type": "Healthy", "status": "True", "message": "ok"}
+    assert by_name["controller-manager"] == {
+        "type": "Healthy", "status": "False",
+        "message": f'Get "http://127.0.0.1:{closed}/healthz": dial tcp '
+                   f"127.0.0.1:{closed}: connect: connection refused"}
+    async with http.get("/api/v1/componentstatuses/etcd-0") as resp:
+        assert (await resp.json())["kind"] == "ComponentStatus"
+    async with http.get("/api/v1/componentstatuses/nope") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["message"] == 'componentstatuses "nope" not found'
+    table_accept = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+    async with http.get("/api/v1/componentstatuses",
+                        headers={"Accept": table_accept}) as resp:
+        table = await resp.json()
+    assert table["kind"] == "Table"
+    assert [c["name"] for c in table["columnDefinitions"]][:2] == ["Name", "Status"]
 
 
 async def test_self_subject_rules_review(http, apiserver_factory):
@@ -145,32 +149,20 @@ async def test_self_subject_rules_review(http, apiserver_factory):
     assert rules == {"resourceRules": [], "nonResourceRules": [], "incomplete": False}
 
 
-async def test_component_statuses_follow_control_plane_pods(http, apiserver):
-    async def healthz(_request):
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
+async def test_component_statuses_follow_control_plane_pods(http, apiserver, healthz_port):
     pod = {"apiVersion": "v1", "kind": "Pod",
            "metadata": {"name": "kube-scheduler-node-1", "namespace": "kube-system",
                         "labels": {"component": "kube-scheduler", "tier": "control-plane"}},
            "spec": {"containers": [{"name": "kube-scheduler", "image": "tinykube/x",
                                     "livenessProbe": {"httpGet": {
-                                        "host": "127.0.0.1", "port": port,
+                                        "host": "127.0.0.1", "port": healthz_port,
                                         "path": "/healthz", "scheme": "HTTP"}}}]}}
-    try:
-        client = apiserver.client()
-        async with client:
-            await client.resource("pods").create(pod, namespace="kube-system")
-        await apiserver.server.watch_cache.sync()
-        async with http.get("/api/v1/componentstatuses/scheduler") as resp:
-            status = await resp.json()
-        assert status["conditions"] == [{"type": "Healthy", "status": "True", "message": "ok"}]
-        assert componentstatus.targets(apiserver.server)["controller-manager"] == \
-            componentstatus.DEFAULT_TARGETS["controller-manager"]
-    finally:
-        await runner.cleanup()
+    client = apiserver.client()
+    async with client:
+        await client.resource("pods").create(pod, namespace="kube-system")
+    await apiserver.server.watch_cache.sync()
+    async with http.get("/api/v1/componentstatuses/scheduler") as resp:
+        status = await resp.json()
+    assert status["conditions"] == [{"type": "Healthy", "status": "True", "message": "ok"}]
+    assert componentstatus.targets(apiserver.server)["controller-manager"] == \
+        componentstatus.DEFAULT_TARGETS["controller-manager"]
