@@ -5,6 +5,7 @@ report on the syncs."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -19,7 +20,7 @@ from tinykube.proxy.changes import ChangeTracker
 from tinykube.proxy.config import ConfigError, ProxyConfig, split_host_port
 from tinykube.proxy.health import ProxierHealth, healthz_app, metrics_app, serve
 from tinykube.proxy.iptables.proxier import IptablesProxier
-from tinykube.proxy.iptables.rules import RuleConfig
+from tinykube.proxy.iptables.rules import MasqueradeConfig, RuleConfig
 from tinykube.proxy.iptables.runner import Iptables
 from tinykube.proxy.metrics import ProxyMetrics
 from tinykube.proxy.nftables.proxier import Nft, NftablesProxier
@@ -34,24 +35,17 @@ SERVICE_SELECTOR = "!service.kubernetes.io/service-proxy-name,!service.kubernete
 Object = dict[str, Any]
 
 
+def _masquerade_settings(config: ProxyConfig) -> dict[str, Any]:
+    """ProxyConfig's values of the settings both rule modes share (the names are the same)."""
+    return {f.name: getattr(config, f.name) for f in dataclasses.fields(MasqueradeConfig)}
+
+
 def rule_config(config: ProxyConfig) -> RuleConfig:
-    return RuleConfig(
-        chain_prefix=config.chain_prefix,
-        cluster_cidr=config.cluster_cidr,
-        masquerade_all=config.masquerade_all,
-        masquerade_bit=config.masquerade_bit,
-        node_name=config.node_name,
-    )
+    return RuleConfig(chain_prefix=config.chain_prefix, **_masquerade_settings(config))
 
 
 def nft_config(config: ProxyConfig) -> NftConfig:
-    return NftConfig(
-        table=config.nftables_table,
-        cluster_cidr=config.cluster_cidr,
-        masquerade_all=config.masquerade_all,
-        masquerade_bit=config.masquerade_bit,
-        node_name=config.node_name,
-    )
+    return NftConfig(table=config.nftables_table, **_masquerade_settings(config))
 
 
 AnyProxier = IptablesProxier | NftablesProxier | UserspaceProxier

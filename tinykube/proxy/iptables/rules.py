@@ -22,10 +22,10 @@ MAX_CHAIN_LEN = 28  # iptables' XT_EXTENSION_MAXNAMELEN - 1
 
 
 @dataclass(frozen=True)
-class RuleConfig:
-    """The settings that shape the rules (a subset of KubeProxyConfiguration)."""
+class MasqueradeConfig:
+    """The settings iptables and nftables rules share (a subset of
+    KubeProxyConfiguration, same names): what to masquerade, with which mark, and the node."""
 
-    chain_prefix: str = "KUBE-"
     cluster_cidr: str = ""
     masquerade_all: bool = False
     masquerade_bit: int = 14
@@ -34,6 +34,13 @@ class RuleConfig:
     @property
     def mark(self) -> str:
         return f"{1 << self.masquerade_bit:#x}"
+
+
+@dataclass(frozen=True)
+class RuleConfig(MasqueradeConfig):
+    """The settings that shape the iptables rules."""
+
+    chain_prefix: str = "KUBE-"
 
     def chain(self, suffix: str) -> str:
         name = self.chain_prefix + suffix

@@ -16,7 +16,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from tinykube.proxy.iptables.rules import _base32_16
+from tinykube.proxy.iptables.rules import MasqueradeConfig, _base32_16
 from tinykube.proxy.model import Endpoint, ServicePort, Snapshot, usable_endpoints
 
 SERVICE_IPS = "service-ips"
@@ -32,16 +32,10 @@ MAPS = {
 
 
 @dataclass(frozen=True)
-class NftConfig:
-    table: str = "kube-proxy"
-    cluster_cidr: str = ""
-    masquerade_all: bool = False
-    masquerade_bit: int = 14
-    node_name: str = ""
+class NftConfig(MasqueradeConfig):
+    """The settings that shape the nftables rules."""
 
-    @property
-    def mark(self) -> str:
-        return f"{1 << self.masquerade_bit:#x}"
+    table: str = "kube-proxy"
 
 
 def _hash8(text: str) -> str:
