@@ -65,14 +65,20 @@ def list_mode(node: Mapping[str, Any] | None) -> tuple[str, tuple[str, ...]]:
     return "atomic", ()
 
 
+# Defaults of list-map key fields, which upstream's OpenAPI carries as "default" and the
+# shipped schemas omit: an applied port without ``protocol`` is the live TCP port.
+KEY_DEFAULTS: dict[str, Any] = {"protocol": "TCP"}
+
+
 def item_key(item: Any, keys: tuple[str, ...]) -> Elem | None:
     """The ``k:`` element of an associative list item (None when a key field is missing)."""
     if not isinstance(item, dict):
         return None
-    present = [k for k in keys if k in item]
+    values = {k: item[k] if k in item else KEY_DEFAULTS.get(k) for k in keys}
+    present = [k for k in keys if values[k] is not None]
     if not present or present[0] != keys[0]:
         return None
-    return ("k", tuple(sorted((k, _dumps(item[k])) for k in present)))
+    return ("k", tuple(sorted((k, _dumps(values[k])) for k in present)))
 
 
 def _collect(value: Any, node: Mapping[str, Any] | None, prefix: FieldPath,

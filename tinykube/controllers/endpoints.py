@@ -12,6 +12,7 @@ left to whoever manages their Endpoints.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import meta
@@ -149,6 +150,36 @@ def build_subsets(svc: Obj, pods: list[Obj]) -> list[Obj]:
     return subsets
 
 
+def selecting_services(services: Any, pod: Obj) -> list[str]:
+    """Keys of the Services (a cache indexed by namespace) whose selector matches ``pod``."""
+    out = []
+    for svc in services.by_index("namespace", meta.namespace(pod)):
+        sel = service_selector(svc)
+        if sel is not None and sel.matches(meta.labels(pod)):
+            out.append(meta.key(svc))
+    return out
+
+
+def enqueue_selecting_services(pod_informer: Any, services: Any,
+                               enqueue: Callable[[str], None]) -> None:
+    """Route pod events to the Services selecting the pod (and, when its labels changed,
+    to those that selected it before); updates that change nothing are skipped."""
+    def changed(pod: Obj) -> None:
+        for key in selecting_services(services, pod):
+            enqueue(key)
+
+    def updated(old: Obj, new: Obj) -> None:
+        if meta.resource_version(old) == meta.resource_version(new):
+            return
+        keys = set(selecting_services(services, new))
+        if meta.labels(old) != meta.labels(new):
+            keys |= set(selecting_services(services, old))
+        for key in keys:
+            enqueue(key)
+
+    pod_informer.add_handlers(on_add=changed, on_update=updated, on_delete=changed)
+
+
 def endpoints_labels(svc: Obj) -> dict[str, str]:
     labels = dict(meta.labels(svc))
     if is_headless(svc):
@@ -170,34 +201,11 @@ class EndpointsController(BaseController):
         self.svc_informer.add_handlers(on_add=self._svc_changed,
                                        on_update=lambda old, new: self._svc_changed(new),
                                        on_delete=self._svc_changed)
-        self.pod_informer.add_handlers(on_add=self._pod_changed,
-                                       on_update=self._pod_updated,
-                                       on_delete=self._pod_changed)
+        enqueue_selecting_services(self.pod_informer, self.svc_informer.cache, self.enqueue)
         self.ep_informer.add_handlers(on_delete=self._svc_changed)
 
     def _svc_changed(self, obj: Obj) -> None:
         self.enqueue(meta.key(obj))
-
-    def services_for(self, pod: Obj) -> list[Obj]:
-        out = []
-        for svc in self.svc_informer.cache.by_index("namespace", meta.namespace(pod)):
-            sel = service_selector(svc)
-            if sel is not None and sel.matches(meta.labels(pod)):
-                out.append(svc)
-        return out
-
-    def _pod_changed(self, pod: Obj) -> None:
-        for svc in self.services_for(pod):
-            self.enqueue(meta.key(svc))
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if meta.resource_version(old) == meta.resource_version(new):
-            return
-        keys = {meta.key(s) for s in self.services_for(new)}
-        if meta.labels(old) != meta.labels(new):
-            keys |= {meta.key(s) for s in self.services_for(old)}
-        for key in keys:
-            self.enqueue(key)
 
     async def sync(self, key: str) -> None:
         namespace, name = meta.split_key(key)

@@ -22,9 +22,9 @@ from tinykube.api.errors import ApiError
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext, namespace_index
-from tinykube.controllers.endpoints import (pod_hostname, pod_ip, resolved_ports,
-                                            service_selector, should_be_in_endpoints,
-                                            target_ref)
+from tinykube.controllers.endpoints import (enqueue_selecting_services, pod_hostname, pod_ip,
+                                            resolved_ports, service_selector,
+                                            should_be_in_endpoints, target_ref)
 from tinykube.controllers.podcontrol import controller_ref
 
 Obj = dict[str, Any]
@@ -200,33 +200,11 @@ class EndpointSliceController(BaseController):
         self.svc_informer.add_handlers(on_add=self._svc_changed,
                                        on_update=lambda old, new: self._svc_changed(new),
                                        on_delete=self._svc_changed)
-        self.pod_informer.add_handlers(on_add=self._pod_changed, on_update=self._pod_updated,
-                                       on_delete=self._pod_changed)
+        enqueue_selecting_services(self.pod_informer, self.svc_informer.cache, self.enqueue)
         self.slices.route_events(self.enqueue)
 
     def _svc_changed(self, svc: Obj) -> None:
         self.enqueue(meta.key(svc))
-
-    def _services_for(self, pod: Obj) -> list[str]:
-        out = []
-        for svc in self.svc_informer.cache.by_index("namespace", meta.namespace(pod)):
-            sel = service_selector(svc)
-            if sel is not None and sel.matches(meta.labels(pod)):
-                out.append(meta.key(svc))
-        return out
-
-    def _pod_changed(self, pod: Obj) -> None:
-        for key in self._services_for(pod):
-            self.enqueue(key)
-
-    def _pod_updated(self, old: Obj, new: Obj) -> None:
-        if meta.resource_version(old) == meta.resource_version(new):
-            return
-        keys = set(self._services_for(new))
-        if meta.labels(old) != meta.labels(new):
-            keys |= set(self._services_for(old))
-        for key in keys:
-            self.enqueue(key)
 
     async def sync(self, key: str) -> None:
         if self.slices.awaiting_creations(key):

@@ -22,6 +22,7 @@ import yaml
 
 from tinykube.api import kinds, meta
 from tinykube.api.errors import ApiError
+from tinykube.api.patch import merge_patch
 from tinykube.client.informer import Cache
 
 Obj = dict[str, Any]
@@ -212,7 +213,7 @@ class FakeResourceClient:
             raise self._not_found(name)
         if patch_type == "json":
             raise ApiError(415, "UnsupportedMediaType", "json patch not supported by the fake")
-        new = _merge(copy.deepcopy(current), copy.deepcopy(body))
+        new = merge_patch(current, body)  # strategic patches too: the fake merges them
         meta.ensure_metadata(new)["resourceVersion"] = self._owner.bump()
         self._objects[key] = new
         return copy.deepcopy(new)
@@ -229,20 +230,6 @@ class FakeResourceClient:
                                  namespace: str | None = None) -> Obj:
         self._record("create", namespace, name, body, subresource)
         return body
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 merge patch (the fake applies strategic patches the same way)."""
-    if not isinstance(patch, dict):
-        return patch
-    if not isinstance(target, dict):
-        target = {}
-    for k, v in patch.items():
-        if v is None:
-            target.pop(k, None)
-        else:
-            target[k] = _merge(target.get(k), v)
-    return target
 
 
 class FakeClient:

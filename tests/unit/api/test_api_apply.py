@@ -156,3 +156,15 @@ def test_repeated_apply_is_a_no_op() -> None:
     first["metadata"]["managedFields"][0]["time"] = "2020-01-01T00:00:00Z"
     again = apply.server_side_apply(DEPLOY, first, _cfg(), "kubectl")
     assert again == first
+
+
+def test_list_map_key_with_a_default_matches_the_defaulted_live_item() -> None:
+    """A re-applied Service port without ``protocol`` is the live (defaulted) TCP port."""
+    service = kinds.resolve("services")
+    applied = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": "web", "namespace": "d"},
+               "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    live = apply.server_side_apply(service, None, copy.deepcopy(applied), "kubectl")
+    live["spec"]["ports"][0]["protocol"] = "TCP"  # what defaulting does on create
+    out = apply.server_side_apply(service, live, copy.deepcopy(applied), "kubectl")
+    assert out["spec"]["ports"] == [{"port": 80, "targetPort": 8080, "protocol": "TCP"}]
