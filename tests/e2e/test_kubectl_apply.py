@@ -36,6 +36,15 @@ async def test_server_side_apply(kubectl, examples):
     managers = {m["manager"]: m for m in cm["metadata"]["managedFields"]}
     assert "f:greeting" in managers["kubectl"]["fieldsV1"]["f:data"]
     assert "last-applied-configuration" not in str(cm["metadata"].get("annotations"))
+    # Applying the same manifests again changes nothing (list-map keys such as a port's
+    # defaulted protocol match the live items).
+    again = (await kubectl.run("apply", "-n", NS, "-f", str(examples / "web-app.yaml"),
+                               "--server-side")).stdout.splitlines()
+    assert again == out
+    service = await kubectl.json("get", "service", "web-service", "-n", NS)
+    assert len(service["spec"]["ports"]) == 1
+    deploy = await kubectl.json("get", "deployment", "web", "-n", NS)
+    assert deploy["metadata"]["generation"] == 1
 
 
 async def test_server_side_apply_records_an_apply_operation(kubectl, examples):

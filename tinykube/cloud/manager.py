@@ -14,6 +14,7 @@ from typing import Any
 from tinykube.cloud.servicelb import new_service_lb_controller
 from tinykube.controllers.config import ControllerManagerConfig
 from tinykube.controllers.manager import ControllerManager
+from tinykube.controllers.registry import resolve
 
 CLOUD_CONTROLLERS: dict[str, Any] = {"service-lb-controller": new_service_lb_controller}
 ALIASES = {"service": "service-lb-controller"}
@@ -27,22 +28,8 @@ class CloudControllerManagerConfig(ControllerManagerConfig):
 
 
 def resolve_cloud_controllers(spec: list[str]) -> dict[str, Any]:
-    """A --controllers list against the cloud registry (same syntax as the other manager)."""
-    enabled: set[str] = set()
-    disabled: set[str] = set()
-    for raw in spec:
-        item = raw.strip()
-        if not item:
-            continue
-        if item == "*":
-            enabled |= set(CLOUD_CONTROLLERS)
-            continue
-        negate = item.startswith("-")
-        name = ALIASES.get(item.lstrip("-"), item.lstrip("-"))
-        if name not in CLOUD_CONTROLLERS:
-            raise ValueError(f'"{item}" is not in the list of known controllers')
-        (disabled if negate else enabled).add(name)
-    return {n: f for n, f in CLOUD_CONTROLLERS.items() if n in enabled - disabled}
+    """cloud-controller-manager's --controllers (same syntax as the other manager's)."""
+    return resolve(spec, CLOUD_CONTROLLERS, ALIASES)
 
 
 class CloudControllerManager(ControllerManager):

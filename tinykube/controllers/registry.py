@@ -7,7 +7,7 @@ taking a ``ControllerContext``. The short names older releases used (``replicase
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from tinykube.controllers.cronjob import new_cronjob_controller
@@ -92,15 +92,16 @@ ALIASES: dict[str, str] = {
 DISABLED_BY_DEFAULT: set[str] = set()
 
 
-def canonical(name: str) -> str:
-    return ALIASES.get(name, name)
-
-
-def enabled_controllers(spec: list[str]) -> dict[str, Factory]:
-    """Resolve a --controllers list: ``*`` all defaults, ``foo`` enables, ``-foo`` disables.
+def resolve(spec: list[str], registry: Mapping[str, Factory],
+            aliases: Mapping[str, str] | None = None,
+            disabled_by_default: Collection[str] = ()) -> dict[str, Factory]:
+    """Resolve a --controllers list against ``registry``: ``*`` all defaults, ``foo``
+    enables, ``-foo`` disables (names or their ``aliases``); the result keeps the
+    registry's order. Both controller managers parse the flag this way.
 
     Raises ValueError naming the first unknown controller, as upstream rejects them.
     """
+    aliases = aliases or {}
     enabled: set[str] = set()
     disabled: set[str] = set()
     star = False
@@ -112,11 +113,17 @@ def enabled_controllers(spec: list[str]) -> dict[str, Factory]:
             star = True
             continue
         negate = item.startswith("-")
-        name = canonical(item[1:] if negate else item)
-        if name not in CONTROLLERS:
+        name = item[1:] if negate else item
+        name = aliases.get(name, name)
+        if name not in registry:
             raise ValueError(f'"{item}" is not in the list of known controllers')
         (disabled if negate else enabled).add(name)
-    chosen = enabled | ({n for n in CONTROLLERS if n not in DISABLED_BY_DEFAULT} if star
+    chosen = enabled | ({n for n in registry if n not in disabled_by_default} if star
                         else set())
-    return {name: CONTROLLERS[name] for name in CONTROLLERS
+    return {name: registry[name] for name in registry
             if name in chosen and name not in disabled}
+
+
+def enabled_controllers(spec: list[str]) -> dict[str, Factory]:
+    """kube-controller-manager's --controllers."""
+    return resolve(spec, CONTROLLERS, ALIASES, DISABLED_BY_DEFAULT)
