@@ -277,6 +277,13 @@ class HollowNodes(Controller):
         # One watch for every hollow node: pods bound to some node (ours are picked out
         # in the handlers), so unscheduled pods never reach this process.
         self.pod_informer = Informer(client.resource("pods"), field_selector="spec.nodeName!=")
+        # Our own Nodes, to notice when someone else rewrote their conditions (the node
+        # lifecycle controller marks a silent node Unknown): a live kubelet posts its
+        # status again at its next sync, as upstream's does.
+        self.node_informer = Informer(client.resource("nodes"),
+                                      label_selector=f"{HOLLOW_LABEL}=true")
+        self._stale: set[str] = set()
+        self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.started_pods = 0
 
@@ -293,6 +300,8 @@ class HollowNodes(Controller):
             await self.pod_informer.start()
             self._tasks.append(asyncio.create_task(self.run(), name="hollow-pod-workers"))
         if self.lease_interval > 0:
+            self.node_informer.add_handlers(on_update=lambda _old, new: self._on_node(new))
+            await self.node_informer.start()
             self._tasks.append(asyncio.create_task(self._heartbeat_loop(),
                                                    name="hollow-heartbeats"))
 
@@ -303,6 +312,7 @@ class HollowNodes(Controller):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         await self.pod_informer.stop()
+        await self.node_informer.stop()
         if self.delete_on_stop:
             sem = asyncio.Semaphore(LEASE_CONCURRENCY)
             await asyncio.gather(*(self._delete_node(n, sem) for n in self.names))
@@ -370,11 +380,33 @@ class HollowNodes(Controller):
             self._leases.pop(name, None)  # re-read it next round
             log.warning("renewing lease of hollow node %s: %s", name, exc)
 
+    def _on_node(self, node: Object) -> None:
+        """Route a Node whose Ready condition is no longer ours to the heartbeat loop."""
+        name = meta.name(node)
+        if name not in self.nodes or name in self._silenced:
+            return
+        ready = next((c for c in (node.get("status") or {}).get("conditions") or ()
+                      if c.get("type") == "Ready"), None)
+        if ready is None or ready.get("status") != "True":
+            self._stale.add(name)
+            self._wake.set()
+
     async def _report_status(self, name: str) -> None:
-        """Refresh the node conditions' heartbeat, as the kubelet does every 5 minutes."""
+        """Post the node's conditions with a fresh heartbeat, as the kubelet does every
+        5 minutes, or as soon as they were changed by someone else."""
         now = meta.now()
-        conditions = [{**c, "lastHeartbeatTime": now}
-                      for c in (self.nodes[name].get("status") or {}).get("conditions") or ()]
+        fresh = {c["type"]: c for c in node_conditions(now)}
+        live_node = self.node_informer.cache.get(name) or self.nodes[name]
+        live = {c.get("type"): c.get("status")
+                for c in (live_node.get("status") or {}).get("conditions") or ()}
+        conditions = []
+        for cond in (self.nodes[name].get("status") or {}).get("conditions") or ():
+            ours = fresh.get(cond.get("type"), cond)
+            posted = {**cond, "status": ours["status"], "reason": ours["reason"],
+                      "message": ours["message"], "lastHeartbeatTime": now}
+            if live.get(cond.get("type")) != ours["status"]:
+                posted["lastTransitionTime"] = now
+            conditions.append(posted)
         try:
             self.nodes[name] = await self.client.resource("nodes").patch(
                 name, {"status": {"conditions": conditions}}, subresource="status")
@@ -397,8 +429,23 @@ class HollowNodes(Controller):
     async def _heartbeat_loop(self) -> None:
         loop = asyncio.get_running_loop()
         last_report = loop.time()
+        next_beat = loop.time() + self.lease_interval
         while True:
-            await asyncio.sleep(self.lease_interval)
+            try:  # a node whose status was overwritten wakes the loop early
+                await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - loop.time()))
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()
+            stale, self._stale = self._stale - self._silenced, set()
+            try:
+                for name in stale:
+                    await self._report_status(name)
+            except ConnectionError as exc:
+                self._stale |= stale  # retried at the next beat
+                log.warning("hollow node status: %s", exc)
+            if loop.time() < next_beat:
+                continue  # woken early: the Leases are renewed on the regular beat
+            next_beat = loop.time() + self.lease_interval
             report = loop.time() - last_report >= self.status_report_interval
             try:
                 await self.heartbeat_once(report)

@@ -16,6 +16,8 @@ from typing import Any, Generic, TypeVar
 from tinykube.api import meta
 from tinykube.proxy import conntrack
 from tinykube.proxy.model import (
+    Endpoint,
+    ServicePort,
     Snapshot,
     endpoints_for,
     merge_slices,
@@ -35,39 +37,6 @@ class AppliedChanges:
     service_changes: int = 0
     endpoint_changes: int = 0
     trigger_times: list[float] = field(default_factory=list)
-
-
-Piece = TypeVar("Piece")
-
-
-@dataclass
-class Fold(Generic[Piece]):
-    """One sync's pending changes folded into the snapshot, and what they replaced."""
-
-    changes: AppliedChanges
-    keys: set[str]  # the ServicePortNames whose pieces were recomputed
-    old_pieces: dict[str, Piece]
-    old_services: dict[str, Any]
-    old_endpoints: dict[str, Any]
-
-    def stale_flows(self, snapshot: Snapshot) -> conntrack.StaleFlows:
-        """The UDP flows the changed service ports left stale."""
-        return conntrack.flows_for(self.changes.port_keys, snapshot, self.old_services,
-                                   self.old_endpoints)
-
-
-def fold_changes(tracker: "ChangeTracker", snapshot: Snapshot, pieces: dict[str, Piece],
-                 full: bool, compute: Callable[[set[str]], dict[str, Piece]]) -> Fold[Piece]:
-    """Apply ``tracker`` to ``snapshot`` and recompute, in ``pieces``, the rules of the
-    changed service ports (of every one on a full sync, which also drops the others)."""
-    old_services, old_endpoints = dict(snapshot.services), dict(snapshot.endpoints)
-    changes = tracker.apply(snapshot)
-    keys = set(snapshot.services) if full else changes.port_keys
-    old_pieces = {k: pieces.pop(k) for k in keys if k in pieces}
-    if full:
-        pieces.clear()
-    pieces.update(compute(keys))
-    return Fold(changes, keys, old_pieces, old_services, old_endpoints)
 
 
 def _trigger_time(obj: dict[str, Any]) -> float | None:
@@ -160,3 +129,36 @@ class ChangeTracker:
         self._trigger_times = []
         self.oldest_pending = None
         return result
+
+
+Piece = TypeVar("Piece")
+
+
+@dataclass
+class Fold(Generic[Piece]):
+    """One sync's pending changes folded into the snapshot, and what they replaced."""
+
+    changes: AppliedChanges
+    keys: set[str]  # the ServicePortNames whose pieces were recomputed
+    old_pieces: dict[str, Piece]
+    old_services: dict[str, ServicePort]
+    old_endpoints: dict[str, tuple[Endpoint, ...]]
+
+    def stale_flows(self, snapshot: Snapshot) -> conntrack.StaleFlows:
+        """The UDP flows the changed service ports left stale."""
+        return conntrack.flows_for(self.changes.port_keys, snapshot, self.old_services,
+                                   self.old_endpoints)
+
+
+def fold_changes(tracker: ChangeTracker, snapshot: Snapshot, pieces: dict[str, Piece],
+                 full: bool, compute: Callable[[set[str]], dict[str, Piece]]) -> Fold[Piece]:
+    """Apply ``tracker`` to ``snapshot`` and recompute, in ``pieces``, the rules of the
+    changed service ports (of every one on a full sync, which also drops the others)."""
+    old_services, old_endpoints = dict(snapshot.services), dict(snapshot.endpoints)
+    changes = tracker.apply(snapshot)
+    keys = set(snapshot.services) if full else changes.port_keys
+    old_pieces = {k: pieces.pop(k) for k in keys if k in pieces}
+    if full:
+        pieces.clear()
+    pieces.update(compute(keys))
+    return Fold(changes, keys, old_pieces, old_services, old_endpoints)

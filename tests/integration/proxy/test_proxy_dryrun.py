@@ -3,26 +3,16 @@ the sync metrics, against the API server."""
 
 from __future__ import annotations
 
-from typing import AsyncIterator
-
 import aiohttp
 import pytest
 
-from tinykube.proxy.config import ProxyConfig
 from tinykube.proxy.server import Proxy
 from tinykube.testing.services import endpoint_slice, service
 
 
 @pytest.fixture
-async def dry_proxy(api) -> AsyncIterator[Proxy]:  # type: ignore[no-untyped-def]
-    p = Proxy(ProxyConfig(mode="iptables", dry_run=True, client=api, node_name="node-1",
-                          cluster_cidr="10.244.0.0/16", min_sync_period=0,
-                          healthz_bind_address="127.0.0.1:0", metrics_bind_address="127.0.0.1:0"))
-    await p.start()
-    try:
-        yield p
-    finally:
-        await p.stop()
+async def dry_proxy(start_proxy) -> Proxy:  # type: ignore[no-untyped-def]
+    return await start_proxy(mode="iptables", dry_run=True, cluster_cidr="10.244.0.0/16")
 
 
 async def test_rules_follow_api_changes_incrementally(api, dry_proxy: Proxy) -> None:  # type: ignore[no-untyped-def]

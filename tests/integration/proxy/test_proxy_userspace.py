@@ -11,7 +11,6 @@ import orjson
 import pytest
 from aiohttp import ClientSession
 
-from tinykube.proxy.config import ProxyConfig
 from tinykube.testing.services import endpoint_slice, service
 from tinykube.proxy.server import Proxy
 
@@ -51,16 +50,9 @@ def slice_for(name: str, port: int) -> dict:
 
 
 @pytest.fixture
-async def proxy(api) -> AsyncIterator[Proxy]:  # type: ignore[no-untyped-def]
-    p = Proxy(ProxyConfig(
-        mode="userspace", client=api, node_name="node-1", min_sync_period=0,
-        healthz_bind_address="127.0.0.1:0", metrics_bind_address="127.0.0.1:0",
-        userspace_addresses=lambda port: [("127.0.0.1", 0)]))
-    await p.start()
-    try:
-        yield p
-    finally:
-        await p.stop()
+async def proxy(start_proxy) -> Proxy:  # type: ignore[no-untyped-def]
+    return await start_proxy(mode="userspace",
+                             userspace_addresses=lambda port: [("127.0.0.1", 0)])
 
 
 async def test_userspace_round_robin_affinity_and_live_endpoints(api, proxy: Proxy) -> None:  # type: ignore[no-untyped-def]
