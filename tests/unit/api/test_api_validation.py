@@ -2,7 +2,6 @@
 
 import copy
 
-import pytest
 
 from tinykube.api import defaults, kinds, validation
 from tinykube.api.errors import Cause
