@@ -12,23 +12,19 @@ Paths are upstream's, because the API server proxies ``pods/log`` to
 from __future__ import annotations
 
 import asyncio
-import datetime
-import ipaddress
 import json
 import logging
 import os
 import ssl
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import WSMsgType, web
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tinykube.client import pki
 from tinykube.kubelet.runtime.interface import ContainerState, CRIError
 from tinykube.kubelet.runtime.logs import LogOptions, parse_rfc3339nano, read_log
 
@@ -43,30 +39,12 @@ STDIN, STDOUT, STDERR, ERROR, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 
 def self_signed_cert(directory: str, hostname: str, ip: str) -> tuple[str, str]:
     """Write a self-signed serving certificate for the node; returns (cert, key) paths."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"{hostname}@{int(time.time())}")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    sans: list[x509.GeneralName] = [x509.DNSName(hostname), x509.DNSName("localhost"),
-                                    x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-    try:
-        sans.append(x509.IPAddress(ipaddress.ip_address(ip)))
-    except ValueError:
-        pass
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=365))
-            .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-            .sign(key, hashes.SHA256()))
-    os.makedirs(directory, exist_ok=True)
-    cert_path = os.path.join(directory, "kubelet.crt")
-    key_path = os.path.join(directory, "kubelet.key")
-    with open(cert_path, "wb") as f:
-        f.write(cert.public_bytes(serialization.Encoding.PEM))
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                  serialization.NoEncryption()))
-    return cert_path, key_path
+    hosts = [hostname, "localhost", "127.0.0.1"] + ([ip] if ip not in ("", "127.0.0.1") else [])
+    pair = pki.serving_cert(f"{hostname}@{int(time.time())}", hosts)
+    cert_path = Path(directory) / "kubelet.crt"
+    key_path = Path(directory) / "kubelet.key"
+    pair.write(cert_path, key_path)
+    return str(cert_path), str(key_path)
 
 
 def _flag(query: Any, name: str) -> bool:
