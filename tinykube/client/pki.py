@@ -43,17 +43,22 @@ class KeyPair:
         return cls(cert_path.read_bytes(), key_path.read_bytes())
 
     def server_context(self) -> ssl.SSLContext:
-        """An SSL context serving this certificate (the key goes through a private file,
-        which the ssl module requires)."""
+        """An SSL context serving this certificate."""
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        fd, path = tempfile.mkstemp(suffix=".pem")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(self.cert_pem + self.key_pem)
-            context.load_cert_chain(path)
-        finally:
-            os.unlink(path)
+        load_cert_chain(context, self.cert_pem, self.key_pem)
         return context
+
+
+def load_cert_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) -> None:
+    """Load an in-memory certificate and key; the ssl module only reads them from a file,
+    so they go through a private temporary one."""
+    fd, path = tempfile.mkstemp(suffix=".pem")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(cert_pem.rstrip(b"\n") + b"\n" + key_pem)
+        context.load_cert_chain(path)
+    finally:
+        os.unlink(path)
 
 
 def _key() -> ec.EllipticCurvePrivateKey:

@@ -9,9 +9,7 @@ transport failures become ``ConnectionError``.
 
 from __future__ import annotations
 
-import os
 import ssl
-import tempfile
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -21,6 +19,7 @@ import orjson
 
 from tinykube.api import kinds
 from tinykube.api.errors import ApiError
+from tinykube.client import pki
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
@@ -94,19 +93,8 @@ def _build_ssl(
     if cert_file:
         ctx.load_cert_chain(cert_file, key_file)
     elif cert_data:
-        _load_cert_chain_from_memory(ctx, cert_data, key_data or cert_data)
+        pki.load_cert_chain(ctx, cert_data, key_data or cert_data)
     return ctx
-
-
-def _load_cert_chain_from_memory(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
-    """ssl only loads chains from files, so embedded kubeconfig data goes through a temp file."""
-    fd, path = tempfile.mkstemp(suffix=".pem")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(cert.rstrip(b"\n") + b"\n" + key)
-        ctx.load_cert_chain(path)
-    finally:
-        os.unlink(path)
 
 
 class Client:

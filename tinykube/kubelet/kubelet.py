@@ -238,8 +238,13 @@ class Kubelet:
         except ApiError as exc:
             if exc.code != 404:
                 raise
-            await leases.create(self.lease_body(None), namespace=LEASE_NAMESPACE)
-            return
+            try:
+                await leases.create(self.lease_body(None), namespace=LEASE_NAMESPACE)
+                return
+            except ApiError as create_exc:
+                if create_exc.code != 409:  # created meanwhile (another renewal): update it
+                    raise
+            lease = await leases.get(self.node_name, namespace=LEASE_NAMESPACE)
         await leases.update(self.lease_body(lease))
 
     async def _lease_loop(self) -> None:

@@ -6,7 +6,7 @@ reports them. With ``--process`` the controller manager runs as its own process
 (``tinykube controller-manager``), as in a real cluster; otherwise it shares the API
 server's event loop.
 
-    python3 bench/bench_controllers_deployment.py [--replicas 1000] [--process]
+    python3 bench/controllers.py [--replicas 1000] [--process]
 """
 
 from __future__ import annotations
