@@ -17,7 +17,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tinykube.cli.cluster import ClusterDir, ClusterSettings, tinykube_command
+from tinykube.cli.cluster import (ClusterDir, ClusterSettings, tinykube_command,
+                                  write_manifests)
 
 STOP_GRACE_SECONDS = 20.0
 RESTART_BACKOFF_MAX = 10.0
@@ -65,10 +66,13 @@ def node_agents(cluster: ClusterDir, settings: ClusterSettings) -> list[Agent]:
 class Supervisor:
     """Keeps the node agents running until told to stop."""
 
-    def __init__(self, cluster: ClusterDir, agents: list[Agent], proxy_mode: str = ""):
+    def __init__(self, cluster: ClusterDir, settings: ClusterSettings, agents: list[Agent]):
         self.cluster = cluster
+        self.settings = settings
         self.agents = agents
-        self.proxy_mode = proxy_mode
+        self.proxy_mode = settings.proxy_mode
+        # As for the control plane's static pods: the cluster CA is the agents' trust root.
+        self.env = {**os.environ, "SSL_CERT_FILE": str(cluster.pki / "ca.crt")}
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -105,7 +109,8 @@ class Supervisor:
         while not self._stopping.is_set():
             with agent.log.open("ab") as log:
                 agent.process = await asyncio.create_subprocess_exec(
-                    *agent.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+                    *agent.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    env=self.env)
             code = await agent.process.wait()
             if self._stopping.is_set():
                 return
@@ -132,8 +137,7 @@ def spawn_supervisor(cluster: ClusterDir) -> int:
     """Start the supervisor detached from the terminal; returns its PID."""
     log = (cluster.logs / "supervisor.log").open("ab")
     process = subprocess.Popen(
-        tinykube_command("up", "--name", cluster.root.name, "--dir", str(cluster.root),
-                         "--supervise"),
+        [sys.executable, "-m", "tinykube.cli.supervisor", str(cluster.root)],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         close_fds=True,
     )
@@ -145,9 +149,17 @@ def supervise(cluster: ClusterDir) -> None:
     """Entry point of the detached supervisor process."""
     settings = ClusterSettings.load(cluster.settings_file)
     cluster.pid_file.write_text(f"{os.getpid()}\n")
+    from tinykube.client.pki import ensure_ca
+
+    ensure_ca(cluster.pki)  # before the controller manager publishes it
+    write_manifests(cluster, settings)
     try:
-        asyncio.run(Supervisor(cluster, node_agents(cluster, settings), settings.proxy_mode).run())
+        asyncio.run(Supervisor(cluster, settings, node_agents(cluster, settings)).run())
     finally:
         if cluster.supervisor_pid() in (None, os.getpid()):
             cluster.pid_file.unlink(missing_ok=True)
     sys.exit(0)
+
+
+if __name__ == "__main__":
+    supervise(ClusterDir(Path(sys.argv[1])))

@@ -10,18 +10,23 @@ same cluster with its objects; ``down`` stops every process of it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 import yaml
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from tinykube.cli import health
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    from tinykube.cli import health
+
 from tinykube.cli.cluster import (
     ClusterDir,
     ClusterSettings,
@@ -29,10 +34,16 @@ from tinykube.cli.cluster import (
     process_alive,
     kubelet_configuration,
     ports_in_use,
-    write_manifests,
 )
 
-console = Console(stderr=True)
+
+# rich and the health checks (aiohttp) are imported only when needed: `up` starts the
+# supervisor first, so that the cluster boots while this process draws the progress view.
+@functools.cache
+def _console() -> "Console":
+    from rich.console import Console
+
+    return Console(stderr=True)
 READY_TIMEOUT_SECONDS = 60.0
 
 
@@ -96,7 +107,9 @@ def merge_kubeconfig(source: Path, target: Path, make_current: bool = True) -> N
     target.chmod(0o600)
 
 
-def _status_table(checks: list[health.Check], elapsed: float) -> Table:
+def _status_table(checks: list["health.Check"], elapsed: float) -> "Table":
+    from rich.table import Table
+
     table = Table(title=f"tinykube up ({elapsed:4.1f}s)", title_justify="left")
     table.add_column("component")
     table.add_column("endpoint")
@@ -107,8 +120,10 @@ def _status_table(checks: list[health.Check], elapsed: float) -> Table:
     return table
 
 
-async def _wait_ready(settings: ClusterSettings, live: Live | None, timeout: float) -> bool:
+async def _wait_ready(settings: ClusterSettings, live: "Live | None", timeout: float) -> bool:
     """Refresh the progress view until every component reports healthy (or time runs out)."""
+    from tinykube.cli import health
+
     start = time.monotonic()
     checks = health.component_checks(settings)
     while True:
@@ -125,17 +140,17 @@ async def _wait_ready(settings: ClusterSettings, live: Live | None, timeout: flo
 def _summary(cluster: ClusterDir, settings: ClusterSettings, server: str, merged: bool,
              elapsed: float) -> None:
     context = f"tinykube-{settings.name}"
-    console.print(f"[bold green]Cluster {settings.name!r} is up[/] in {elapsed:.1f}s")
-    console.print(f"  API server:  {server}")
-    console.print(f"  kubeconfig:  {cluster.kubeconfig}"
+    _console().print(f"[bold green]Cluster {settings.name!r} is up[/] in {elapsed:.1f}s")
+    _console().print(f"  API server:  {server}")
+    _console().print(f"  kubeconfig:  {cluster.kubeconfig}"
                   + (f" (merged into ~/.kube/config as context {context})" if merged else ""))
-    console.print(f"  store:       {settings.store}"
+    _console().print(f"  store:       {settings.store}"
                   + (f" ({cluster.store_url})" if settings.store == "sqlite" else ""))
-    console.print(f"  logs:        {cluster.logs}")
+    _console().print(f"  logs:        {cluster.logs}")
     if settings.dashboard:
-        console.print(f"  dashboard:   http://127.0.0.1:{settings.ports['dashboard']}/")
-    console.print("  try:         kubectl get pods -n kube-system")
-    console.print(f"  stop with:   tinykube down --name {settings.name}")
+        _console().print(f"  dashboard:   http://127.0.0.1:{settings.ports['dashboard']}/")
+    _console().print("  try:         kubectl get pods -n kube-system")
+    _console().print(f"  stop with:   tinykube down --name {settings.name}")
 
 
 @click.command()
@@ -160,17 +175,11 @@ def _summary(cluster: ClusterDir, settings: ClusterSettings, server: str, merged
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="Wait until every component is healthy.")
 @click.option("--timeout", default=READY_TIMEOUT_SECONDS, show_default=True)
-@click.option("--supervise", is_flag=True, hidden=True)
 def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: int,
        hollow: int, proxy_mode: str | None, grace: float, dashboard: bool, free_ports: bool,
-       merge: bool, wait: bool, timeout: float, supervise: bool) -> None:
+       merge: bool, wait: bool, timeout: float) -> None:
     """Start (or resume) a single-machine cluster."""
     cluster = _cluster_dir(name, directory)
-    if supervise:
-        from tinykube.cli.supervisor import supervise as run_supervisor
-
-        run_supervisor(cluster)
-        return
     start = time.monotonic()
     if cluster.settings_file.exists():
         settings = ClusterSettings.load(cluster.settings_file)
@@ -180,7 +189,7 @@ def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: i
                                  free_ports, grace, dashboard)
         resumed = False
     if cluster.supervisor_pid() is not None:
-        console.print(f"cluster {settings.name!r} is already running "
+        _console().print(f"cluster {settings.name!r} is already running "
                       f"(supervisor PID {cluster.supervisor_pid()})")
         return
     busy = ports_in_use(settings.ports)
@@ -191,7 +200,6 @@ def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: i
     cluster.create()
     settings.save(cluster.settings_file)
     server = write_admin_kubeconfig(cluster, settings)
-    write_manifests(cluster, settings)
     (cluster.kubelet_dir / "config.yaml").write_text(
         yaml.safe_dump(kubelet_configuration(cluster, settings), sort_keys=False))
     if merge:
@@ -199,11 +207,13 @@ def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: i
     from tinykube.cli.supervisor import spawn_supervisor
 
     pid = spawn_supervisor(cluster)
-    console.print(("Resuming" if resumed else "Creating") +
+    _console().print(("Resuming" if resumed else "Creating") +
                   f" cluster {settings.name!r} in {cluster.root} (supervisor PID {pid})")
     if not wait:
         return
-    with Live(console=console, refresh_per_second=20, transient=False) as live:
+    from rich.live import Live
+
+    with Live(console=_console(), refresh_per_second=20, transient=False) as live:
         ready = asyncio.run(_wait_ready(settings, live, timeout))
     if not ready:
         raise click.ClickException(
@@ -222,7 +232,7 @@ def down(name: str, directory: str | None, timeout: float, delete: bool) -> None
     cluster = _cluster_dir(name, directory)
     pid = cluster.supervisor_pid()
     if pid is None:
-        console.print(f"cluster {name!r} is not running")
+        _console().print(f"cluster {name!r} is not running")
     else:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
@@ -231,14 +241,14 @@ def down(name: str, directory: str | None, timeout: float, delete: bool) -> None
             time.sleep(0.05)
         if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
-            console.print(f"supervisor {pid} did not stop in {timeout:.0f}s; killed")
+            _console().print(f"supervisor {pid} did not stop in {timeout:.0f}s; killed")
         cluster.pid_file.unlink(missing_ok=True)
-        console.print(f"cluster {name!r} stopped")
+        _console().print(f"cluster {name!r} stopped")
     if delete and cluster.root.exists():
         import shutil
 
         shutil.rmtree(cluster.root)
-        console.print(f"deleted {cluster.root}")
+        _console().print(f"deleted {cluster.root}")
 
 
 @click.command()
@@ -250,6 +260,10 @@ def status(name: str, directory: str | None) -> None:
     if not cluster.settings_file.exists():
         raise click.ClickException(f"no cluster {name!r} (run tinykube up --name {name})")
     settings = ClusterSettings.load(cluster.settings_file)
+    from rich.console import Console
+
+    from tinykube.cli import health
+
     checks = health.component_checks(settings)
     asyncio.run(health.run_checks(checks))
     pid = cluster.supervisor_pid()
