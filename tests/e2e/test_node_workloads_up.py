@@ -77,6 +77,25 @@ def test_http_deployment_logs_exec_and_cluster_ip_spread(node):
     assert seen == {f"hello from {p['metadata']['name']}" for p in pods}
 
 
+def test_pods_resolve_services_by_dns_and_reach_them_and_the_api(node):
+    """Cluster DNS (10.96.0.10 in the pod's resolv.conf) and kube-proxy, from a pod."""
+    node.kubectl("rollout", "status", "deployment/web", "--timeout=90s")
+    pod = node.kubectl("get", "pod", "-l", "app=web", "-o", "jsonpath={.items[0].metadata.name}")
+    cluster_ip = node.kubectl("get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}")
+    script = "\n".join([
+        "import socket, urllib.request",
+        "print(socket.gethostbyname('web.default.svc.cluster.local'))",
+        "print(socket.gethostbyname('web'))",  # through the search path
+        "print(urllib.request.urlopen('http://web/', timeout=5).read().decode().strip())",
+        "print(urllib.request.urlopen('http://kubernetes.default.svc:443/version',"
+        " timeout=5).read().decode())",
+    ])
+    out = node.kubectl("exec", pod, "--", "python3", "-c", script).splitlines()
+    assert out[0] == cluster_ip and out[1] == cluster_ip
+    assert out[2].startswith("hello from web-")
+    assert '"gitVersion": "v1.32.0"' in "\n".join(out[3:])
+
+
 def test_failing_liveness_probe_restarts_the_container(node):
     _apply(node, _pod("unlive", {
         "name": "main", "image": "busybox", "command": ["sleep", "600"],

@@ -11,7 +11,8 @@ NAME = "kube-dns"
 DEFAULT_CLUSTER_IP = "10.96.0.10"
 
 
-def kube_dns_service(cluster_ip: str = DEFAULT_CLUSTER_IP) -> dict[str, Any]:
+def kube_dns_service(cluster_ip: str = DEFAULT_CLUSTER_IP, dns_port: int = 53,
+                     metrics_port: int = 9153) -> dict[str, Any]:
     """The Service object: ports dns 53/UDP, dns-tcp 53/TCP, metrics 9153/TCP."""
     return {
         "apiVersion": "v1",
@@ -30,15 +31,20 @@ def kube_dns_service(cluster_ip: str = DEFAULT_CLUSTER_IP) -> dict[str, Any]:
             "selector": {"k8s-app": "kube-dns"},
             "clusterIP": cluster_ip,
             "ports": [
-                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
-                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53},
-                {"name": "metrics", "port": 9153, "protocol": "TCP", "targetPort": 9153},
+                # targetPort is where this server listens (53 unless told otherwise), so
+                # kube-proxy forwards the Service port to it.
+                {"name": "dns", "port": 53, "protocol": "UDP", "targetPort": dns_port},
+                {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": dns_port},
+                {"name": "metrics", "port": 9153, "protocol": "TCP",
+                 "targetPort": metrics_port},
             ],
         },
     }
 
 
-async def ensure_kube_dns_service(client: Any, cluster_ip: str = DEFAULT_CLUSTER_IP) -> dict[str, Any]:
+async def ensure_kube_dns_service(client: Any, cluster_ip: str = DEFAULT_CLUSTER_IP,
+                                  dns_port: int = 53, metrics_port: int = 9153
+                                  ) -> dict[str, Any]:
     """Create the kube-dns Service unless it exists; returns the stored object."""
     services = client.resource("services")
     try:
@@ -47,7 +53,8 @@ async def ensure_kube_dns_service(client: Any, cluster_ip: str = DEFAULT_CLUSTER
         if exc.code != 404:
             raise
     try:
-        return await services.create(kube_dns_service(cluster_ip), namespace=NAMESPACE)
+        return await services.create(kube_dns_service(cluster_ip, dns_port, metrics_port),
+                                     namespace=NAMESPACE)
     except ApiError as exc:
         if exc.code != 409:
             raise

@@ -129,7 +129,9 @@ class DNSServer:
         from tinykube.dns.kubedns import ensure_kube_dns_service
 
         try:
-            await ensure_kube_dns_service(self._client, self.config.service_ip)
+            await ensure_kube_dns_service(self._client, self.config.service_ip,
+                                          self.config.port or 53,
+                                          self.config.metrics_port or 9153)
         except ApiError as exc:  # e.g. the IP is outside this cluster's service range
             log.warning("cannot create the kube-dns Service: %s", exc)
 

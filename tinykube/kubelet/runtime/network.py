@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,8 @@ class PodNetwork:
             await run_ip("link", "add", self.bridge, "type", "bridge")
         await run_ip("addr", "replace", f"{self.ipam.gateway}/{prefix}", "dev", self.bridge)
         await run_ip("link", "set", self.bridge, "up")
+        allow_loopback_endpoints(self.bridge)
+        await forward_within_bridge(self.bridge)
         # "add", not "replace": never take over a route another bridge already holds
         await run_ip("route", "add", self.service_cidr, "dev", self.bridge, check=False)
         self._ready = True
@@ -162,6 +165,47 @@ class PodNetwork:
         await self.detach(sandbox_id, ip)
 
 
+def _egress_guard(bridge: str) -> list[str]:
+    return ["FORWARD", "-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment",
+            "tinykube: no pod traffic leaves the node", "-j", "DROP"]
+
+
+async def forward_within_bridge(bridge: str) -> None:
+    """Turn on IPv4 forwarding, which a Service needs between two pods of the bridge (the
+    DNAT'd packet is routed back onto it), and drop whatever pods would send beyond the
+    bridge: pods of a tinykube node talk to each other and to the node, never outside."""
+    guard = _egress_guard(bridge)
+    check = await asyncio.create_subprocess_exec(
+        "iptables", "-w", "-C", *guard, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    if await check.wait() != 0:
+        insert = await asyncio.create_subprocess_exec(
+            "iptables", "-w", "-I", *guard, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        _, err = await insert.communicate()
+        if insert.returncode != 0:
+            raise NetworkError(f"cannot install the pod egress guard: {err.decode().strip()}")
+    Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
+
+
+def allow_loopback_endpoints(bridge: str) -> None:
+    """Let packets from pods reach the node's loopback once kube-proxy DNATs them there
+    (``route_localnet`` on the bridge only): the control plane runs on the host network and
+    listens on 127.0.0.1, so the ``kubernetes`` and ``kube-dns`` Services' endpoints are
+    127.0.0.1. Upstream kube-proxy sets the same sysctl (on every interface) for localhost
+    NodePorts; a pod cannot address the node's loopback without such a DNAT, since 127/8
+    inside its namespace is its own loopback."""
+    path = Path(f"/proc/sys/net/ipv4/conf/{bridge}/route_localnet")
+    try:
+        path.write_text("1\n")
+    except OSError as exc:
+        log.warning("cannot enable route_localnet on %s: %s", bridge, exc)
+
+
 async def remove_bridge(bridge: str) -> None:
-    """Delete the bridge (and with it the routes through it)."""
+    """Delete the bridge (and with it the routes through it) and its egress guard."""
     await run_ip("link", "del", bridge, check=False)
+    delete = await asyncio.create_subprocess_exec(
+        "iptables", "-w", "-D", *_egress_guard(bridge), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    await delete.wait()  # absent already: nothing to remove
