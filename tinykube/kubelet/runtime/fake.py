@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, ImageSpec,
-    PodSandboxConfig, PodSandboxStatus, SandboxState,
+    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
-from tinykube.kubelet.runtime.process import NO_COMMAND, image_id
+from tinykube.kubelet.runtime.images import RecordedImages, image_id
+from tinykube.kubelet.runtime.process import NO_COMMAND
 from tinykube.kubelet.runtime.shim import rfc3339nano
 
 EXIT_CODE_ANNOTATION = "tinykube.io/fake-exit-code"
@@ -31,7 +31,7 @@ class _FakeContainer:
     exited: asyncio.Event = field(default_factory=asyncio.Event)
 
 
-class FakeRuntime:
+class FakeRuntime(RecordedImages):
     """RuntimeService and ImageService without processes, for hollow nodes and tests."""
 
     name = "tinykube-fake"
@@ -167,20 +167,6 @@ class FakeRuntime:
     def inject_exit(self, container_id: str, code: int) -> None:
         """Make a running fake container terminate with ``code`` (tests, hollow nodes)."""
         self._exit(self._get(container_id), code)
-
-    async def pull_image(self, image: ImageSpec) -> str:
-        ref = image_id(image.image)
-        self.images.setdefault(image.image, Image(ref, [image.image]))
-        return ref
-
-    async def image_status(self, image: ImageSpec) -> Image | None:
-        return self.images.get(image.image)
-
-    async def list_images(self) -> list[Image]:
-        return list(self.images.values())
-
-    async def remove_image(self, image: ImageSpec) -> None:
-        self.images.pop(image.image, None)
 
     async def close(self) -> None:
         for sid in list(self.sandboxes):

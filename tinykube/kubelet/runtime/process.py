@@ -12,7 +12,6 @@ Every sandbox, container and exec runs under a small shim (see ``shim.py``).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import marshal
 import logging
 import os
@@ -26,9 +25,9 @@ from dataclasses import dataclass, field
 from tinykube.kubelet.runtime import dnsfiles
 from tinykube.kubelet.runtime.cgroups import CgroupManager
 from tinykube.kubelet.runtime.execsession import ProcessExec
+from tinykube.kubelet.runtime.images import RecordedImages, image_id
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, ImageSpec,
-    PodSandboxConfig, PodSandboxStatus, SandboxState,
+    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
 from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
 from tinykube.kubelet.runtime.zygote import SHIM, ShimHandle, Zygote
@@ -92,11 +91,7 @@ class Container:
             message=self.message, log_path=self.log_path, pid=self.pid, sandbox_id=self.sandbox_id)
 
 
-def image_id(image: str) -> str:
-    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
-
-
-class ProcessRuntime:
+class ProcessRuntime(RecordedImages):
     """RuntimeService and ImageService over host processes."""
 
     name = "tinykube-process"
@@ -478,21 +473,6 @@ class ProcessRuntime:
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool) -> ProcessExec:
         c = self._running(container_id)
         return await ProcessExec.start(lambda **stdio: self._start_exec(c, cmd, tty, **stdio), tty=tty, stdin=stdin)
-
-    # -- images --------------------------------------------------------------------------
-    async def pull_image(self, image: ImageSpec) -> str:
-        ref = image_id(image.image)
-        self.images.setdefault(image.image, Image(ref, [image.image]))
-        return ref
-
-    async def image_status(self, image: ImageSpec) -> Image | None:
-        return self.images.get(image.image)
-
-    async def list_images(self) -> list[Image]:
-        return list(self.images.values())
-
-    async def remove_image(self, image: ImageSpec) -> None:
-        self.images.pop(image.image, None)
 
     async def close(self) -> None:
         """Stop and remove every sandbox this runtime started."""
