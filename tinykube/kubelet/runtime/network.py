@@ -170,10 +170,30 @@ def _egress_guard(bridge: str) -> list[str]:
             "tinykube: no pod traffic leaves the node", "-j", "DROP"]
 
 
+async def _drop_stale_guards() -> None:
+    """Remove the egress guards of bridges that no longer exist (a kubelet that was killed,
+    or a bridge deleted by hand, leaves its guard behind)."""
+    listing = await asyncio.create_subprocess_exec(
+        "iptables", "-w", "-S", "FORWARD", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL)
+    out, _ = await listing.communicate()
+    for line in out.decode().splitlines():
+        words = line.split()
+        if "tinykube: no pod traffic leaves the node" not in line or "-i" not in words:
+            continue
+        name = words[words.index("-i") + 1]
+        if not Path(f"/sys/class/net/{name}").exists():
+            delete = await asyncio.create_subprocess_exec(
+                "iptables", "-w", "-D", *_egress_guard(name),
+                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+            await delete.wait()
+
+
 async def forward_within_bridge(bridge: str) -> None:
     """Turn on IPv4 forwarding, which a Service needs between two pods of the bridge (the
     DNAT'd packet is routed back onto it), and drop whatever pods would send beyond the
     bridge: pods of a tinykube node talk to each other and to the node, never outside."""
+    await _drop_stale_guards()
     guard = _egress_guard(bridge)
     check = await asyncio.create_subprocess_exec(
         "iptables", "-w", "-C", *guard, stdout=asyncio.subprocess.DEVNULL,
