@@ -165,6 +165,15 @@ class PodNetwork:
         await self.detach(sandbox_id, ip)
 
 
+async def _iptables(*args: str) -> tuple[int, str, str]:
+    """Run ``iptables -w ARGS``; returns (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        "iptables", "-w", *args, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE)
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
 def _egress_guard(bridge: str) -> list[str]:
     return ["FORWARD", "-i", bridge, "!", "-o", bridge, "-m", "comment", "--comment",
             "tinykube: no pod traffic leaves the node", "-j", "DROP"]
@@ -173,20 +182,14 @@ def _egress_guard(bridge: str) -> list[str]:
 async def _drop_stale_guards() -> None:
     """Remove the egress guards of bridges that no longer exist (a kubelet that was killed,
     or a bridge deleted by hand, leaves its guard behind)."""
-    listing = await asyncio.create_subprocess_exec(
-        "iptables", "-w", "-S", "FORWARD", stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL)
-    out, _ = await listing.communicate()
-    for line in out.decode().splitlines():
+    _, out, _ = await _iptables("-S", "FORWARD")
+    for line in out.splitlines():
         words = line.split()
         if "tinykube: no pod traffic leaves the node" not in line or "-i" not in words:
             continue
         name = words[words.index("-i") + 1]
         if not Path(f"/sys/class/net/{name}").exists():
-            delete = await asyncio.create_subprocess_exec(
-                "iptables", "-w", "-D", *_egress_guard(name),
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-            await delete.wait()
+            await _iptables("-D", *_egress_guard(name))
 
 
 async def forward_within_bridge(bridge: str) -> None:
@@ -195,16 +198,10 @@ async def forward_within_bridge(bridge: str) -> None:
     bridge: pods of a tinykube node talk to each other and to the node, never outside."""
     await _drop_stale_guards()
     guard = _egress_guard(bridge)
-    check = await asyncio.create_subprocess_exec(
-        "iptables", "-w", "-C", *guard, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
-    if await check.wait() != 0:
-        insert = await asyncio.create_subprocess_exec(
-            "iptables", "-w", "-I", *guard, stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE)
-        _, err = await insert.communicate()
-        if insert.returncode != 0:
-            raise NetworkError(f"cannot install the pod egress guard: {err.decode().strip()}")
+    if (await _iptables("-C", *guard))[0] != 0:
+        code, _, err = await _iptables("-I", *guard)
+        if code != 0:
+            raise NetworkError(f"cannot install the pod egress guard: {err.strip()}")
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
 
 
@@ -225,7 +222,4 @@ def allow_loopback_endpoints(bridge: str) -> None:
 async def remove_bridge(bridge: str) -> None:
     """Delete the bridge (and with it the routes through it) and its egress guard."""
     await run_ip("link", "del", bridge, check=False)
-    delete = await asyncio.create_subprocess_exec(
-        "iptables", "-w", "-D", *_egress_guard(bridge), stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
-    await delete.wait()  # absent already: nothing to remove
+    await _iptables("-D", *_egress_guard(bridge))  # absent already: nothing to remove
