@@ -8,8 +8,9 @@ and scripts match on them.
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any, NamedTuple, Protocol, Sequence
+from typing import Any, Iterator, NamedTuple, Protocol, Sequence
 
 
 class _Resource(Protocol):
@@ -345,6 +346,17 @@ def server_timeout(res: _Resource | str, operation: str, retry_after_seconds: in
 
 def is_not_found(err: BaseException) -> bool:
     return isinstance(err, ApiError) and err.code == 404
+
+
+@contextlib.contextmanager
+def ignore_not_found() -> Iterator[None]:
+    """Drop a 404 raised in the block: for a level-triggered controller, an object already
+    gone when it deletes it or writes its status is done, not a failure."""
+    try:
+        yield
+    except ApiError as err:
+        if err.code != 404:
+            raise
 
 
 def is_conflict(err: BaseException) -> bool:

@@ -101,6 +101,19 @@ def owner_reference(owner: Obj, *, controller: bool = True,
     }
 
 
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def slice_service_key(slice_obj: Obj) -> str | None:
+    """``ns/name`` of the Service an EndpointSlice belongs to, or None when unlabelled.
+
+    The ``kubernetes.io/service-name`` label, not an ownerReference, is what links a slice
+    to its Service (upstream's controller, kube-proxy and DNS all read the label).
+    """
+    service = labels(slice_obj).get(SERVICE_NAME_LABEL)
+    return f"{namespace(slice_obj)}/{service}" if service else None
+
+
 def deletion_timestamp(obj: Obj) -> str | None:
     return metadata(obj).get("deletionTimestamp") or None
 

@@ -36,7 +36,8 @@ PROTOBUF_V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+pr
 # -- protobuf wire format -----------------------------------------------------------------
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """A protobuf base-128 varint (negative values as 64-bit two's complement, as int64)."""
     if value < 0:
         value += 1 << 64
     out = bytearray()
@@ -51,11 +52,11 @@ def _varint(value: int) -> bytes:
 
 
 def _tag(number: int, wire_type: int) -> bytes:
-    return _varint(number << 3 | wire_type)
+    return varint(number << 3 | wire_type)
 
 
 def _length_delimited(number: int, payload: bytes) -> bytes:
-    return _tag(number, 2) + _varint(len(payload)) + payload
+    return _tag(number, 2) + varint(len(payload)) + payload
 
 
 # A message spec maps a JSON key to (field number, encoder). Encoders turn a JSON value
@@ -83,7 +84,7 @@ def _bool(number: int, value: Any) -> bytes:
 def _int64(number: int, value: Any) -> bytes:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value == 0:
         return b""
-    return _tag(number, 0) + _varint(int(value))
+    return _tag(number, 0) + varint(int(value))
 
 
 def _double(number: int, value: Any) -> bytes:

@@ -184,20 +184,11 @@ class APIServer:
     async def _wait_for_store(self) -> None:
         """Wait for the store to answer, as kube-apiserver waits for etcd: in a cluster whose
         etcd starts beside the API server (static pods), etcd may still be coming up."""
+        from tinykube.client.wait import retry_with_backoff
         from tinykube.storage.store import UnavailableError
 
-        deadline = time.monotonic() + self.config.store_wait_seconds
-        delay = 0.05
-        while True:
-            try:
-                await self.store.current_revision()
-                return
-            except UnavailableError as exc:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.info("waiting for the store: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        await retry_with_backoff(self.store.current_revision, UnavailableError, "the store", log,
+                                 timeout=self.config.store_wait_seconds)
 
     async def stop(self) -> None:
         self._started = False

@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tinykube.api.patch import merge_patch
+
 Object = dict[str, Any]
 
 
@@ -71,18 +73,6 @@ def _labels_match(obj: Object, selector: str) -> bool:
         if labels.get(k) != v.lstrip("="):
             return False
     return True
-
-
-def _merge(target: Any, patch: Any) -> Any:
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for k, v in patch.items():
-        if v is None:
-            out.pop(k, None)
-        else:
-            out[k] = _merge(out.get(k), v)
-    return out
 
 
 @dataclass
@@ -179,7 +169,7 @@ class FakeAPIServer:
         if request.method == "PUT":
             return self._update(route, body)
         if request.method == "PATCH":
-            merged = _merge(self.objects[key], body)
+            merged = merge_patch(self.objects[key], body)
             return self._json(self.put(route.collection, merged, "MODIFIED"))
         if request.method == "DELETE":
             return self._json(self.remove(*key))

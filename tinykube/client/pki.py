@@ -17,11 +17,14 @@ import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+# cryptography (about 70 ms of CPU to import) is imported by the functions that make
+# certificates: a component that only loads existing ones (or talks plain HTTP through
+# tinykube.client.rest, which imports this module) never pays for it.
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 CA_VALIDITY = datetime.timedelta(days=3650)
 CERT_VALIDITY = datetime.timedelta(days=365)
@@ -62,15 +65,21 @@ def load_cert_chain(context: ssl.SSLContext, cert_pem: bytes, key_pem: bytes) ->
 
 
 def _key() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     return ec.generate_private_key(ec.SECP256R1())
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
 
 def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
+    from cryptography import x509
+
     names: list[x509.GeneralName] = []
     for host in hosts:
         try:
@@ -82,6 +91,8 @@ def _san(hosts: list[str]) -> x509.SubjectAlternativeName:
 
 def _builder(subject: x509.Name, issuer: x509.Name, public_key, validity: datetime.timedelta
              ) -> x509.CertificateBuilder:
+    from cryptography import x509
+
     now = datetime.datetime.now(datetime.timezone.utc)
     return (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer)
             .public_key(public_key).serial_number(x509.random_serial_number())
@@ -91,6 +102,10 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key, validity: dateti
 
 def new_ca(common_name: str = "kubernetes") -> KeyPair:
     """A self-signed CA, as kubeadm's ``ca.crt`` (CN kubernetes)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
     key = _key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (_builder(name, name, key.public_key(), CA_VALIDITY)
@@ -104,8 +119,17 @@ def new_ca(common_name: str = "kubernetes") -> KeyPair:
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 
 
-def serving_cert(common_name: str, hosts: list[str], ca: KeyPair | None = None) -> KeyPair:
-    """A server certificate for ``hosts``, signed by ``ca`` or self-signed without one."""
+def serving_cert(common_name: str, hosts: list[str], ca: KeyPair | None = None, *,
+                 client_auth: bool = False) -> KeyPair:
+    """A server certificate for ``hosts``, signed by ``ca`` or self-signed without one.
+
+    ``client_auth`` makes it a client certificate too, for servers such as etcd whose
+    clients present the same certificate the server serves.
+    """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.x509.oid import NameOID
+
     key = _key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     if ca is None:
@@ -114,10 +138,12 @@ def serving_cert(common_name: str, hosts: list[str], ca: KeyPair | None = None) 
         ca_cert = x509.load_pem_x509_certificate(ca.cert_pem)
         issuer = ca_cert.subject
         signer = serialization.load_pem_private_key(ca.key_pem, password=None)
+    usages = [x509.ExtendedKeyUsageOID.SERVER_AUTH]
+    if client_auth:
+        usages.append(x509.ExtendedKeyUsageOID.CLIENT_AUTH)
     cert = (_builder(subject, issuer, key.public_key(), CERT_VALIDITY)
             .add_extension(_san(hosts), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([x509.ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .sign(signer, hashes.SHA256()))
     return KeyPair(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
 

@@ -16,7 +16,7 @@ import datetime as dt
 from typing import Any
 
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import cron, util
 from tinykube.controllers.base import (BaseController, ControllerContext, enqueue_controller_of,
@@ -219,11 +219,8 @@ class CronJobController(BaseController):
     async def _write_status(self, cj: Obj, status: Obj) -> None:
         if status == util.status(cj):
             return
-        try:
+        with ignore_not_found():
             await self.cronjobs.update({**cj, "status": status}, subresource="status")
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
 
 def new_cronjob_controller(ctx: ControllerContext) -> CronJobController:

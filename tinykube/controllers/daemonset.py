@@ -17,7 +17,7 @@ import copy
 from typing import Any
 
 from tinykube.api import meta, pods
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ignore_not_found
 from tinykube.api.selectors import node_selector_matches
 
 from tinykube.controllers import deployment_util as du
@@ -231,12 +231,9 @@ class DaemonSetController(BaseController):
         old = util.status(ds)
         if all(int(old.get(k) or 0) == v for k, v in status.items()):
             return
-        try:
+        with ignore_not_found():
             await self.daemonsets.update({**ds, "status": {**old, **status}},
                                          subresource="status")
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
 
 def new_daemonset_controller(ctx: ControllerContext) -> DaemonSetController:

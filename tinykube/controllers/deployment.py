@@ -16,7 +16,7 @@ import datetime as dt
 from typing import Any
 
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 from tinykube.api.selectors import LabelSelector
 
 from tinykube.controllers import deployment_util as du
@@ -450,11 +450,8 @@ class DeploymentController(BaseController):
             if int(st.get("replicas") or 0) != 0 or du.replicas(rs) != 0 or \
                     meta.generation(rs) > int(st.get("observedGeneration") or 0):
                 continue
-            try:
+            with ignore_not_found():
                 await self.replicasets.delete(meta.name(rs), namespace=meta.namespace(rs))
-            except ApiError as err:
-                if err.code != 404:
-                    raise
 
     # status -----------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import math
 from typing import Any
 
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ignore_not_found
 from tinykube.api.selectors import LabelSelector
 
 from tinykube.controllers import deployment_util as du
@@ -137,11 +137,8 @@ class DisruptionController(BaseController):
                  "message": "", "lastTransitionTime": meta.now(),
                  "observedGeneration": meta.generation(pdb)}]
         if status != util.status(pdb):
-            try:
+            with ignore_not_found():
                 await self.pdbs.update({**pdb, "status": status}, subresource="status")
-            except ApiError as err:
-                if err.code != 404:
-                    raise
 
     def _live_disruptions(self, pdb: Obj, pods: list[Obj], now: dt.datetime) -> dict[str, str]:
         """disruptedPods entries still pending (pod present, not deleting, not expired)."""

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 from tinykube.api.selectors import LabelSelector
 
 from tinykube.controllers import util
@@ -211,11 +211,8 @@ class EndpointsController(BaseController):
         namespace, name = meta.split_key(key)
         svc = self.svc_informer.cache.get(key)
         if svc is None:
-            try:
+            with ignore_not_found():
                 await self.endpoints.delete(name, namespace=namespace)
-            except ApiError as err:
-                if err.code != 404:
-                    raise
             return
         selector = service_selector(svc)
         if selector is None:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext, namespace_index
@@ -31,7 +31,7 @@ Obj = dict[str, Any]
 NAME = "endpointslice-controller"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 CONTROLLER_NAME = "endpointslice-controller.k8s.io"
-SERVICE_NAME = "kubernetes.io/service-name"
+SERVICE_NAME = meta.SERVICE_NAME_LABEL
 MAX_ENDPOINTS_PER_SLICE = 100
 # A created slice not seen in the cache after this long is assumed lost (as expectations).
 PENDING_TIMEOUT = 60.0
@@ -180,11 +180,8 @@ class ManagedSlices:
                 raise
             self._pending.setdefault(key, {})[meta.name(made)] = time.monotonic()
         for extra in existing[len(desired):]:
-            try:
+            with ignore_not_found():
                 await self.client.delete(meta.name(extra), namespace=namespace)
-            except ApiError as err:
-                if err.code != 404:
-                    raise
 
 
 class EndpointSliceController(BaseController):
@@ -223,8 +220,8 @@ class EndpointSliceController(BaseController):
 
 
 def _service_of(sl: Obj) -> list[str]:
-    name = meta.labels(sl).get(SERVICE_NAME)
-    return [f"{meta.namespace(sl)}/{name}"] if name else []
+    key = meta.slice_service_key(sl)
+    return [key] if key else []
 
 
 def new_endpointslice_controller(ctx: ControllerContext) -> EndpointSliceController:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinykube.api import kinds, meta
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers.base import BaseController, ControllerContext, owner_uid_index
 
@@ -270,12 +270,9 @@ class GarbageCollector(BaseController):
         remaining = [f for f in meta.finalizers(obj) if f != finalizer]
         body = {"metadata": {"finalizers": remaining or None, "uid": item.uid,
                              "resourceVersion": meta.resource_version(obj)}}
-        try:
+        with ignore_not_found():
             await self._resource(item).patch(item.name, body, namespace=self._ns(item),
                                              patch_type="merge")
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
 
 def new_garbage_collector(ctx: ControllerContext) -> GarbageCollector:

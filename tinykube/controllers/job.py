@@ -20,7 +20,7 @@ import datetime as dt
 from typing import Any
 
 from tinykube.api import meta, pods
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import util
 from tinykube.controllers.base import (BaseController, ControllerContext, enqueue_controller_of,
@@ -278,13 +278,10 @@ class JobController(BaseController):
     async def _remove_finalizers(self, victims: list[Obj]) -> None:
         async def remove(pod: Obj) -> None:
             remaining = [f for f in meta.finalizers(pod) if f != TRACKING_FINALIZER]
-            try:
+            with ignore_not_found():
                 await self.pods.patch(meta.name(pod), {"metadata": {
                     "finalizers": remaining or None, "uid": meta.uid(pod)}},
                     namespace=meta.namespace(pod), patch_type="merge")
-            except ApiError as err:
-                if err.code != 404:
-                    raise
         await asyncio.gather(*(remove(p) for p in victims))
 
     async def _manage(self, job: Obj, key: str, active: list[Obj], succeeded: int,

@@ -16,7 +16,7 @@ import copy
 from typing import Any
 
 from tinykube.api import kinds, meta
-from tinykube.api.errors import ApiError, qualified
+from tinykube.api.errors import ApiError, ignore_not_found, qualified
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext
@@ -212,11 +212,8 @@ class NamespaceController(BaseController):
         spec = dict(util.spec(fresh))
         spec["finalizers"] = [f for f in spec.get("finalizers") or [] if f != FINALIZER]
         body = {**fresh, "spec": spec}
-        try:
+        with ignore_not_found():
             await self.namespaces.update(body, subresource="finalize")
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
 
 def new_namespace_controller(ctx: ControllerContext) -> NamespaceController:

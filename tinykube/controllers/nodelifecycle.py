@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext
@@ -195,11 +195,8 @@ class NodeLifecycleController(BaseController):
         body.setdefault("spec", {})["taints"] = want
         if not want:
             body["spec"].pop("taints")
-        try:
+        with ignore_not_found():
             await self.nodes.update(body)
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
     async def _react_to_ready_change(self, node: Obj, health: NodeHealth) -> None:
         ready = ready_condition(node)

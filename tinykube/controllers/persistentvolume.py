@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 from tinykube.api import meta, quantity
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext
@@ -205,12 +205,9 @@ class PersistentVolumeController(BaseController):
             status["capacity"] = dict(util.spec(pv).get("capacity") or {})
         if all(util.status(pvc).get(k) == v for k, v in status.items()):
             return
-        try:
+        with ignore_not_found():
             await self.pvcs.update({**pvc, "status": {**util.status(pvc), **status}},
                                    subresource="status")
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
     async def _provision(self, pvc: Obj, sc: Obj, class_name: str) -> None:
         if sc.get("volumeBindingMode") == "WaitForFirstConsumer" and \
@@ -280,21 +277,15 @@ class PersistentVolumeController(BaseController):
             except OSError as err:
                 self.recorder.event(pv, "Warning", "VolumeFailedDelete", str(err))
                 raise
-        try:
+        with ignore_not_found():
             await self.pvs.delete(meta.name(pv))
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
     async def _volume_phase(self, pv: Obj, phase: str) -> None:
         if util.status(pv).get("phase") == phase:
             return
-        try:
+        with ignore_not_found():
             await self.pvs.update({**pv, "status": {**util.status(pv), "phase": phase}},
                                   subresource="status")
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
 
 def new_persistentvolume_controller(ctx: ControllerContext) -> PersistentVolumeController:

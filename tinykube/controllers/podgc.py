@@ -14,7 +14,7 @@ import copy
 from typing import Any
 
 from tinykube.api import meta, pods
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext
@@ -87,11 +87,8 @@ class PodGCController(BaseController):
             return
         terminated.sort(key=lambda p: (util.creation_time(p), meta.name(p)))
         for pod in terminated[:excess]:
-            try:
+            with ignore_not_found():
                 await self.pods.delete(meta.name(pod), namespace=meta.namespace(pod))
-            except ApiError as err:
-                if err.code != 404:
-                    raise
 
     async def _mark_disruption(self, pod: Obj) -> None:
         body = copy.deepcopy(pod)
@@ -105,12 +102,9 @@ class PodGCController(BaseController):
                 raise
 
     async def _force_delete(self, pod: Obj) -> None:
-        try:
+        with ignore_not_found():
             await self.pods.delete(meta.name(pod), namespace=meta.namespace(pod),
                                    grace_period_seconds=0)
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
 
 def new_podgc_controller(ctx: ControllerContext) -> PodGCController:

@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from tinykube.api import kinds, meta, pods, quantity
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext, namespace_index
@@ -150,11 +150,8 @@ class ResourceQuotaController(BaseController):
                 continue  # an unparseable hard value: validation's concern
         status = {"hard": hard, "used": used}
         if util.status(quota) != status:
-            try:
+            with ignore_not_found():
                 await self.quotas.update({**quota, "status": status}, subresource="status")
-            except ApiError as err:
-                if err.code != 404:
-                    raise
         if self.resync > 0:
             self.enqueue_after(key, self.resync)
 

@@ -18,7 +18,7 @@ import copy
 from typing import Any
 
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import deployment_util as du
 from tinykube.controllers import util
@@ -236,11 +236,8 @@ class StatefulSetController(BaseController):
         }
         if status == util.status(sts):
             return
-        try:
+        with ignore_not_found():
             await self.statefulsets.update({**sts, "status": status}, subresource="status")
-        except ApiError as err:
-            if err.code != 404:
-                raise
 
 
 def new_statefulset_controller(ctx: ControllerContext) -> StatefulSetController:

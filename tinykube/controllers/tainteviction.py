@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from tinykube.api import meta, pods
-from tinykube.api.errors import ApiError
+from tinykube.api.errors import ApiError, ignore_not_found
 
 from tinykube.controllers import util
 from tinykube.controllers.base import BaseController, ControllerContext
@@ -120,11 +120,8 @@ class TaintEvictionController(BaseController):
                 return
             if err.code != 409:
                 raise
-        try:
+        with ignore_not_found():
             await self.pods.delete(name, namespace=ns)
-        except ApiError as err:
-            if err.code != 404:
-                raise
         self.first_seen.pop(meta.key(pod), None)
 
 

@@ -28,7 +28,6 @@ from tinykube.api import meta
 Object = dict[str, Any]
 DEFAULT_TTL = 5  # CoreDNS's default TTL for the kubernetes plugin
 REVERSE_ZONE = "in-addr.arpa"
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 class ClusterView(Protocol):
@@ -297,7 +296,7 @@ class Resolver:
             return None
         targets = [self._service_fqdn(s) for s in self.view.services_by_ip(ip)]
         for slice_obj in self.view.slices_by_address(ip):
-            svc_name = meta.labels(slice_obj).get(SERVICE_NAME_LABEL)
+            svc_name = meta.labels(slice_obj).get(meta.SERVICE_NAME_LABEL)
             svc = self.view.service(meta.namespace(slice_obj), svc_name or "")
             if svc is None or not is_headless(svc):
                 continue

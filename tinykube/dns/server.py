@@ -126,24 +126,21 @@ class DNSServer:
     async def _ensure_service(self) -> None:
         """Create kube-dns before the first list, so the first answers already include it."""
         from tinykube.api.errors import ApiError
+        from tinykube.client.wait import retry_with_backoff
         from tinykube.dns.kubedns import ensure_kube_dns_service
 
-        delay = 0.05
-        while True:
-            try:
-                await ensure_kube_dns_service(self._client, self.config.service_ip,
-                                              self.config.port or 53,
-                                              self.config.metrics_port or 9153)
-                return
-            except ApiError as exc:  # e.g. the IP is outside this cluster's service range
-                log.warning("cannot create the kube-dns Service: %s", exc)
-                return
-            except (OSError, asyncio.TimeoutError) as exc:  # ConnectionError included
-                # Started beside the API server (static pods): wait for it, as the
-                # informers would, instead of exiting and being restarted.
-                log.info("waiting for the API server: %s", exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        def ensure() -> Any:
+            return ensure_kube_dns_service(self._client, self.config.service_ip,
+                                           self.config.port or 53,
+                                           self.config.metrics_port or 9153)
+
+        try:
+            # Started beside the API server (static pods): wait for it, as the informers
+            # would (OSError includes ConnectionError).
+            await retry_with_backoff(ensure, (OSError, asyncio.TimeoutError), "the API server",
+                                     log)
+        except ApiError as exc:  # e.g. the IP is outside this cluster's service range
+            log.warning("cannot create the kube-dns Service: %s", exc)
 
     async def _start_dns(self) -> None:
         """UDP and TCP on one port number; with port 0, retry until both are free."""

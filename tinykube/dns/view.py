@@ -7,7 +7,6 @@ from typing import Any
 from tinykube.api import meta
 
 Object = dict[str, Any]
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 
 
 def service_cluster_ips(svc: Object) -> list[str]:
@@ -21,8 +20,8 @@ def namespace_of(obj: Object) -> list[str]:
 
 
 def slice_owner(slice_obj: Object) -> list[str]:
-    svc = meta.labels(slice_obj).get(SERVICE_NAME_LABEL)
-    return [f"{meta.namespace(slice_obj)}/{svc}"] if svc else []
+    key = meta.slice_service_key(slice_obj)
+    return [key] if key else []
 
 
 def slice_addresses(slice_obj: Object) -> list[str]:

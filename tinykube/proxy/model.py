@@ -12,8 +12,8 @@ from functools import cached_property
 from typing import Any, Iterable, Mapping, NamedTuple
 
 from tinykube.api import meta
+from tinykube.api.meta import slice_service_key  # noqa: F401  (re-exported for proxy/changes)
 
-SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 DEFAULT_AFFINITY_TIMEOUT = 10800  # seconds; upstream's DefaultClientIPServiceAffinitySeconds
 
 
@@ -127,14 +127,6 @@ def service_ports(svc: dict[str, Any]) -> list[ServicePort]:
             )
         )
     return result
-
-
-def slice_service_key(slice_obj: dict[str, Any]) -> str | None:
-    """`ns/service` an EndpointSlice belongs to, from its `kubernetes.io/service-name` label."""
-    service = meta.labels(slice_obj).get(SERVICE_NAME_LABEL)
-    if not service:
-        return None
-    return f"{meta.namespace(slice_obj)}/{service}"
 
 
 def _slice_addresses(slice_obj: dict[str, Any]) -> list[tuple[str, bool, bool, bool, str, str]]:

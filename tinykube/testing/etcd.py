@@ -55,44 +55,14 @@ class EtcdTLS:
 
 def make_tls(directory: Path) -> EtcdTLS:
     """Write a throw-away CA and a server+client certificate for 127.0.0.1 (etcd's PKI)."""
-    import datetime
-    import ipaddress
+    from tinykube.client import pki  # cryptography is imported only by the tests using TLS
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-
-    directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd-ca")])
-    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
-          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-          .not_valid_before(now - datetime.timedelta(minutes=5))
-          .not_valid_after(now + datetime.timedelta(days=1))
-          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-          .sign(ca_key, hashes.SHA256()))
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "etcd")]))
-            .issuer_name(ca_name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-            .add_extension(x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    ca = pki.new_ca("etcd-ca")
     tls = EtcdTLS(directory / "ca.crt", directory / "server.crt", directory / "server.key")
-    tls.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    tls.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    tls.key.write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
+    directory.mkdir(parents=True, exist_ok=True)
+    tls.ca.write_bytes(ca.cert_pem)
+    pki.serving_cert("etcd", ["127.0.0.1", "localhost"], ca, client_auth=True).write(
+        tls.cert, tls.key)
     return tls
 
 

@@ -1,5 +1,7 @@
 """Status errors carry upstream's exact messages, reasons and details."""
 
+import pytest
+
 from tinykube.api import errors, kinds
 
 PODS = kinds.resolve("pods")
@@ -80,3 +82,12 @@ def test_go_repr_of_values() -> None:
     assert errors.Cause.invalid("f", 0).message == "Invalid value: 0"
     assert errors.Cause.invalid("f", True).message == "Invalid value: true"
     assert errors.Cause.invalid("f", 'a"b').message == 'Invalid value: "a\\"b"'
+
+
+def test_ignore_not_found_drops_only_404() -> None:
+    with errors.ignore_not_found():
+        raise errors.not_found("pods", "web")
+    with pytest.raises(errors.ApiError) as info:
+        with errors.ignore_not_found():
+            raise errors.ApiError(409, "Conflict", "conflict")
+    assert info.value.code == 409

@@ -5,20 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tinykube.apiserver import protobuf
-
-
-def varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+from tinykube.apiserver.openapi import varint
 
 
 def ld(number: int, payload: bytes) -> bytes:
