@@ -4,6 +4,11 @@ It measures a full sync (all chains) and an incremental one (one service's endpo
 change) of the real iptables proxier, or of the nftables proxier with `binary="nft"`
 (where "rules" counts chain rules plus verdict-map elements). With `netns` set, the restore text is also applied with the
 real `iptables-restore` inside that network namespace, so the host's tables are untouched.
+
+`*_seconds` is the sync's wall time; with iptables a large full sync streams its
+blocks into iptables-restore while computing, so there `compute` and `restore` overlap
+and `*_compute_seconds` + `*_restore_seconds` is the wall time (see `SyncResult`).
+`*_cpu_seconds` is this process's CPU time, the robust figure on a busy host.
 """
 
 from __future__ import annotations
@@ -25,10 +30,13 @@ class SyncFigures:
     services: int
     endpoints_per_service: int
     rules: int
+    full_seconds: float
+    full_commits: int | None  # COMMIT blocks of the iptables full sync (None: nftables)
     full_compute_seconds: float
     full_cpu_seconds: float
     full_restore_seconds: float | None
     full_restore_bytes: int
+    incremental_seconds: float
     incremental_compute_seconds: float
     incremental_cpu_seconds: float
     incremental_restore_seconds: float | None
@@ -56,11 +64,11 @@ def populate(proxier: IptablesProxier | NftablesProxier, n_services: int, endpoi
             name, [_pod_ip(i, j) for j in range(endpoints_per_service)], namespace="bench"))
 
 
-async def _timed_sync(proxier: IptablesProxier | NftablesProxier) -> tuple[SyncResult | NftSyncResult, float]:
-    """A sync and the CPU time this process spent computing it (robust on a busy host)."""
-    start = time.process_time()
+async def _timed_sync(proxier: IptablesProxier | NftablesProxier) -> tuple[SyncResult | NftSyncResult, float, float]:
+    """A sync, its wall time and the CPU time this process spent on it (robust on a busy host)."""
+    start, wall = time.process_time(), time.perf_counter()
     result = await proxier.sync()
-    return result, time.process_time() - start
+    return result, time.perf_counter() - wall, time.process_time() - start
 
 
 async def run_sync_benchmark(n_services: int, endpoints_per_service: int = 2,
@@ -74,20 +82,23 @@ async def run_sync_benchmark(n_services: int, endpoints_per_service: int = 2,
         proxier = IptablesProxier(RuleConfig(cluster_cidr="10.128.0.0/10"),
                                   Iptables(binary, netns=netns) if netns else None, clear_conntrack=False)
     populate(proxier, n_services, endpoints_per_service)
-    full, full_cpu = await _timed_sync(proxier)
+    full, full_wall, full_cpu = await _timed_sync(proxier)
     # one service gains an endpoint: the incremental case
     i = n_services // 2
     proxier.tracker.slice_updated(endpoint_slice(
         f"svc-{i}", [_pod_ip(i, j) for j in range(endpoints_per_service + 1)], namespace="bench"))
-    inc, inc_cpu = await _timed_sync(proxier)
+    inc, inc_wall, inc_cpu = await _timed_sync(proxier)
     return SyncFigures(
         services=n_services,
         endpoints_per_service=endpoints_per_service,
         rules=_rule_count(proxier),
+        full_seconds=full_wall,
+        full_commits=full.commits if isinstance(full, SyncResult) else None,
         full_compute_seconds=full.compute_seconds,
         full_cpu_seconds=full_cpu,
         full_restore_seconds=full.restore_seconds if netns else None,
         full_restore_bytes=len(full.text),
+        incremental_seconds=inc_wall,
         incremental_compute_seconds=inc.compute_seconds,
         incremental_cpu_seconds=inc_cpu,
         incremental_restore_seconds=inc.restore_seconds if netns else None,

@@ -189,3 +189,55 @@ def test_cleanup_command_removes_every_chain_and_jump() -> None:
         assert our_chains(prefix) == []
     finally:
         asyncio.run(cleanup(cfg, Iptables()))
+
+
+@pytest.mark.parametrize("binary", ["iptables", "iptables-legacy"])
+def test_staged_full_sync_restores_into_a_private_netns(binary: str) -> None:
+    """A large full sync (streamed, one COMMIT per block with nf_tables) lands complete; a
+    restart that sees fewer services deletes the stale chains; cleanup removes all."""
+    if not Iptables.available(binary) or shutil.which("ip") is None:
+        pytest.skip(f"{binary} not installed")
+    from tinykube.proxy.benchmark import populate
+    from tinykube.proxy.iptables.rules import compute_rules
+
+    netns = f"tkx-{secrets.token_hex(3)}"
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+
+    def nat_chains() -> dict[str, int]:
+        save = subprocess.run(["ip", "netns", "exec", netns, f"{binary}-save", "-t", "nat"],
+                              capture_output=True, text=True, check=True).stdout
+        counts: dict[str, int] = {}
+        for line in save.splitlines():
+            if line.startswith(":KUBE-"):
+                counts.setdefault(line[1:].split()[0], 0)
+            elif line.startswith("-A KUBE-"):
+                name = line.split()[1]
+                counts[name] = counts.get(name, 0) + 1
+        return counts
+
+    async def scenario() -> None:
+        cfg = RuleConfig(cluster_cidr="10.128.0.0/10")
+        first = IptablesProxier(cfg, Iptables(binary, netns=netns), clear_conntrack=False)
+        populate(first, 600, 2)
+        result = await first.sync()
+        assert result.full and result.large_cluster
+        assert result.commits > 3 if binary == "iptables" else result.commits == 2
+        want = compute_rules(cfg, first.snapshot).tables["nat"]
+        assert nat_chains() == {c: len(r) for c, r in want.items()}
+        first.tracker.slice_updated(endpoint_slice("svc-7", ["10.200.0.1", "10.200.0.2", "10.200.0.3"],
+                                                   namespace="bench"))
+        inc = await first.sync()
+        assert not inc.full and inc.commits == 1
+        second = IptablesProxier(cfg, Iptables(binary, netns=netns), clear_conntrack=False)
+        populate(second, 400, 2)
+        result = await second.sync()
+        assert result.chains_deleted >= 600
+        want = compute_rules(cfg, second.snapshot).tables["nat"]
+        assert nat_chains() == {c: len(r) for c, r in want.items()}
+        await cleanup(cfg, Iptables(binary, netns=netns))
+        assert nat_chains() == {}
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        subprocess.run(["ip", "netns", "del", netns], check=False)

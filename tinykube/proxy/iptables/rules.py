@@ -6,19 +6,28 @@ KUBE-SERVICES, KUBE-EXTERNAL-SERVICES, KUBE-FORWARD). Everything one service por
 contributes is computed by `service_port_rules` on its own, so a sync can recompute and
 rewrite only the service ports that changed; `assemble` joins the pieces into the shared
 top-level chains. `chain_prefix` replaces `KUBE-` so tests own a private set of chains.
+
+Large-cluster mode is upstream's: when the cluster has more than
+`LARGE_CLUSTER_ENDPOINTS_THRESHOLD` endpoints (counted over all service ports, ready or
+not), the `-m comment` parts of the KUBE-SEP-* rules and of the jumps from KUBE-SVC-* /
+KUBE-SVL-* to them are left out (about a quarter of the restore text); every other
+comment stays. As upstream, the mode is decided at each sync and applies to the chains
+that sync computes: unchanged chains keep their form until they are next rewritten.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from itertools import repeat
 from typing import Iterable, Mapping
 
 from tinykube.proxy.model import Endpoint, ServicePort, Snapshot, usable_endpoints
 
 NAT, FILTER = "nat", "filter"
 MAX_CHAIN_LEN = 28  # iptables' XT_EXTENSION_MAXNAMELEN - 1
+LARGE_CLUSTER_ENDPOINTS_THRESHOLD = 1000  # upstream's largeClusterEndpointsThreshold
 
 
 @dataclass(frozen=True)
@@ -43,37 +52,39 @@ class RuleConfig(MasqueradeConfig):
     chain_prefix: str = "KUBE-"
 
     def chain(self, suffix: str) -> str:
+        if len(suffix) == 20 and len(self.chain_prefix) <= MAX_CHAIN_LEN - 20:
+            return self.chain_prefix + suffix  # a hashed chain (SVC-, SEP-, ...): always fits
         name = self.chain_prefix + suffix
         if len(name) > MAX_CHAIN_LEN:
             raise ValueError(f"chain name {name!r} exceeds {MAX_CHAIN_LEN} characters")
         return name
 
     # Top-level chains, named as upstream with the prefix applied.
-    @property
+    @cached_property
     def services(self) -> str:
         return self.chain("SERVICES")
 
-    @property
+    @cached_property
     def external_services(self) -> str:
         return self.chain("EXTERNAL-SERVICES")
 
-    @property
+    @cached_property
     def nodeports(self) -> str:
         return self.chain("NODEPORTS")
 
-    @property
+    @cached_property
     def postrouting(self) -> str:
         return self.chain("POSTROUTING")
 
-    @property
+    @cached_property
     def mark_masq(self) -> str:
         return self.chain("MARK-MASQ")
 
-    @property
+    @cached_property
     def forward(self) -> str:
         return self.chain("FORWARD")
 
-    @property
+    @cached_property
     def canary(self) -> str:
         """An empty chain whose disappearance means someone flushed our tables."""
         return self.chain("PROXY-CANARY")
@@ -124,9 +135,15 @@ def comment(text: str) -> str:
     return f'-m comment --comment "{text}"' if " " in text else f"-m comment --comment {text}"
 
 
+_PROTO_MATCH: dict[str, str] = {}
+
+
 def proto_match(port: ServicePort) -> str:
-    proto = port.protocol.lower()
-    return f"-m {proto} -p {proto}"
+    match = _PROTO_MATCH.get(port.protocol)
+    if match is None:
+        proto = port.protocol.lower()
+        match = _PROTO_MATCH[port.protocol] = f"-m {proto} -p {proto}"
+    return match
 
 
 def probability(n: int) -> str:
@@ -145,32 +162,53 @@ class ServiceRules:
     filter_external: tuple[str, ...] = ()
 
 
-def _endpoint_chain(cfg: RuleConfig, port: ServicePort, ep: Endpoint, chain: str) -> tuple[str, ...]:
+def endpoint_count(snapshot: Snapshot) -> int:
+    """Endpoints (ready or not) over all service ports, as upstream counts them."""
+    return sum(map(len, map(snapshot.endpoints.get, snapshot.services, repeat(()))))
+
+
+def large_cluster_mode(snapshot: Snapshot) -> bool:
+    """Upstream's largeClusterMode: more endpoints than the threshold over all service ports."""
+    return endpoint_count(snapshot) > LARGE_CLUSTER_ENDPOINTS_THRESHOLD
+
+
+def _endpoint_chain(cfg: RuleConfig, port: ServicePort, ep: Endpoint, chain: str, large: bool) -> tuple[str, ...]:
     """KUBE-SEP-*: hairpin masquerade, then DNAT (recording affinity when enabled)."""
-    note = comment(port.key)
+    note = "" if large else " " + comment(port.key)
     affinity = f" -m recent --name {chain} --set" if port.affinity_timeout else ""
     return (
-        f"-A {chain} {note} -s {ep.ip} -j {cfg.mark_masq}",
-        f"-A {chain} {note}{affinity} {proto_match(port)} -j DNAT --to-destination {ep.address}",
+        f"-A {chain}{note} -s {ep.ip} -j {cfg.mark_masq}",
+        f"-A {chain}{note}{affinity} {proto_match(port)} -j DNAT --to-destination {ep.address}",
     )
 
 
+_PROBABILITIES = [""] + [f" -m statistic --mode random --probability {probability(n)}" for n in range(1, 1001)]
+
+
+def _statistic(n: int) -> str:
+    """The random match of the endpoint that has n endpoints left (cached as upstream does)."""
+    return _PROBABILITIES[n] if n < len(_PROBABILITIES) else f" -m statistic --mode random --probability {probability(n)}"
+
+
 def _balance(
-    port: ServicePort, chain: str, eps: tuple[Endpoint, ...], seps: Mapping[Endpoint, str]
+    port: ServicePort, chain: str, eps: tuple[Endpoint, ...], seps: Mapping[Endpoint, str], large: bool = False
 ) -> list[str]:
     """Jumps from a service chain to its endpoint chains (`seps`): affinity first, then random."""
     lines: list[str] = []
+    key = port.key
     if port.affinity_timeout:
         for ep in eps:
             sep = seps[ep]
+            note = "" if large else " " + comment(f"{key} -> {ep.address}")
             lines.append(
-                f"-A {chain} {comment(f'{port.key} -> {ep.address}')} -m recent --name {sep}"
+                f"-A {chain}{note} -m recent --name {sep}"
                 f" --rcheck --seconds {port.affinity_timeout} --reap -j {sep}"
             )
     n = len(eps)
     for i, ep in enumerate(eps):
-        stat = "" if i == n - 1 else f" -m statistic --mode random --probability {probability(n - i)}"
-        lines.append(f"-A {chain} {comment(f'{port.key} -> {ep.address}')}{stat} -j {seps[ep]}")
+        stat = "" if i == n - 1 else _statistic(n - i)
+        note = "" if large else " " + comment(f"{key} -> {ep.address}")
+        lines.append(f"-A {chain}{note}{stat} -j {seps[ep]}")
     return lines
 
 
@@ -183,14 +221,16 @@ def _dest(port: ServicePort, ip: str) -> str:
 
 
 def service_port_rules(
-    cfg: RuleConfig, port: ServicePort, endpoints: Iterable[Endpoint]
+    cfg: RuleConfig, port: ServicePort, endpoints: Iterable[Endpoint], large_cluster: bool = False
 ) -> ServiceRules:
-    """The rules of one service port given all its endpoints (ready or not)."""
+    """The rules of one service port given all its endpoints (ready or not); `large_cluster`
+    leaves out the endpoint rules' comments (see the module docstring)."""
     usable = usable_endpoints(endpoints)
     local = _local(usable, cfg.node_name)
     cluster_eps = local if port.internal_traffic_local else usable
     external = bool(port.node_port or port.external_ips or port.load_balancer_ips)
-    key, svc, ext = port.key, svc_chain(cfg, port), ext_chain(cfg, port)
+    key, svc = port.key, svc_chain(cfg, port)
+    dest = _dest(port, port.cluster_ip)
 
     chains: dict[str, tuple[str, ...]] = {}
     nat_services: list[str] = []
@@ -200,29 +240,30 @@ def service_port_rules(
 
     cluster_comment = comment(f"{key} cluster IP")
     if cluster_eps:
-        nat_services.append(f"-A {cfg.services} {cluster_comment} {_dest(port, port.cluster_ip)} -j {svc}")
+        nat_services.append(f"-A {cfg.services} {cluster_comment} {dest} -j {svc}")
     else:
         target, why = ("DROP", "has no local endpoints") if port.internal_traffic_local and usable else (
             "REJECT --reject-with icmp-port-unreachable", "has no endpoints")
         filter_services.append(
-            f"-A {cfg.services} {comment(f'{key} {why}')} {_dest(port, port.cluster_ip)} -j {target}"
+            f"-A {cfg.services} {comment(f'{key} {why}')} {dest} -j {target}"
         )
 
     seps = {ep: sep_chain(cfg, port, ep) for ep in usable}
     if cluster_eps or (external and usable):
         svc_lines: list[str] = []
         if cfg.masquerade_all:
-            svc_lines.append(f"-A {svc} {cluster_comment} {_dest(port, port.cluster_ip)} -j {cfg.mark_masq}")
+            svc_lines.append(f"-A {svc} {cluster_comment} {dest} -j {cfg.mark_masq}")
         elif cfg.cluster_cidr:
             svc_lines.append(
-                f"-A {svc} {cluster_comment} {_dest(port, port.cluster_ip)} ! -s {cfg.cluster_cidr} -j {cfg.mark_masq}"
+                f"-A {svc} {cluster_comment} {dest} ! -s {cfg.cluster_cidr} -j {cfg.mark_masq}"
             )
-        svc_lines += _balance(port, svc, cluster_eps, seps)
+        svc_lines += _balance(port, svc, cluster_eps, seps, large_cluster)
         chains[svc] = tuple(svc_lines)
         for ep, sep in seps.items():
-            chains[sep] = _endpoint_chain(cfg, port, ep, sep)
+            chains[sep] = _endpoint_chain(cfg, port, ep, sep, large_cluster)
 
     if external:
+        ext = ext_chain(cfg, port)
         ext_eps = local if port.external_traffic_local else usable
         addresses = [(ip, "external IP") for ip in port.external_ips]
         addresses += [(ip, "loadbalancer IP") for ip in port.load_balancer_ips]
@@ -249,7 +290,7 @@ def service_port_rules(
             chains[ext] = _external_chain(cfg, port, ext, svc)
             if port.external_traffic_local:
                 svl = svl_chain(cfg, port)
-                chains[svl] = tuple(_balance(port, svl, local, seps))
+                chains[svl] = tuple(_balance(port, svl, local, seps, large_cluster))
 
     return ServiceRules(
         nat_chains=chains,
@@ -352,13 +393,17 @@ def assemble(cfg: RuleConfig, pieces: Mapping[str, ServiceRules]) -> RuleSet:
     return ruleset
 
 
-def compute_pieces(cfg: RuleConfig, snapshot: Snapshot, keys: Iterable[str] | None = None) -> dict[str, ServiceRules]:
-    """`service_port_rules` for the given service port keys (all when None)."""
+def compute_pieces(cfg: RuleConfig, snapshot: Snapshot, keys: Iterable[str] | None = None,
+                   large_cluster: bool | None = None) -> dict[str, ServiceRules]:
+    """`service_port_rules` for the given service port keys (all when None); `large_cluster`
+    None decides the mode from the snapshot."""
     keys = snapshot.services.keys() if keys is None else keys
+    large = large_cluster_mode(snapshot) if large_cluster is None else large_cluster
+    services, endpoints = snapshot.services, snapshot.endpoints
     return {
-        k: service_port_rules(cfg, snapshot.services[k], snapshot.endpoints.get(k, ()))
+        k: service_port_rules(cfg, services[k], endpoints.get(k, ()), large)
         for k in keys
-        if k in snapshot.services
+        if k in services
     }
 
 

@@ -1,7 +1,9 @@
 """Running iptables: restore, save, and ensuring the jumps from the built-in chains.
 
 Every call waits for the xtables lock (`-w`), as kube-proxy does, so tinykube can share a
-host with other rule writers.
+host with other rule writers. `open_restore` starts an `iptables-restore` whose input is
+written block by block (`RestoreStream`): the restore parses and commits each COMMIT
+block as it arrives, in its own process, while the caller computes the next one.
 """
 
 from __future__ import annotations
@@ -37,12 +39,65 @@ async def run(argv: list[str], stdin: str | None = None) -> CommandResult:
     return CommandResult(proc.returncode or 0, out.decode(), err.decode())
 
 
+class RestoreStream:
+    """One running `iptables-restore --noflush`: `write` blocks into it, then `close`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
+        self._proc = proc
+        self._name = name
+        assert proc.stderr is not None
+        self._stderr = asyncio.ensure_future(proc.stderr.read())
+        self._broken = False
+        self.bytes_written = 0
+
+    async def write(self, text: str) -> None:
+        """Queue `text`; waits while the pipe is full. After the restore died this does
+        nothing (`close` reports its error)."""
+        if self._broken:
+            return
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write(text.encode())
+            self.bytes_written += len(text)
+            await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            self._broken = True
+
+    @property
+    def failed(self) -> bool:
+        """The restore stopped reading (it exited, normally on an error)."""
+        return self._broken or self._proc.returncode is not None
+
+    async def close(self) -> None:
+        """End the input and wait; IptablesError with the restore's stderr if it failed."""
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.close()
+            await stdin.wait_closed()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        code = await self._proc.wait()
+        err = (await self._stderr).decode().strip()
+        if code != 0:
+            raise IptablesError(f"{self._name} failed: {err}")
+
+    async def abort(self) -> None:
+        """Stop the restore without committing what it has not committed yet."""
+        if self._proc.returncode is None:
+            self._proc.kill()
+        await self._proc.wait()
+        await self._stderr
+
+
 class Iptables:
     """The iptables binaries of one address family (IPv4 only for now)."""
 
     def __init__(self, binary: str = "iptables", netns: str | None = None) -> None:
         self.binary = binary
         self._prefix = ["ip", "netns", "exec", netns] if netns else []
+        self._multi_commit: bool | None = None
 
     @staticmethod
     def available(binary: str = "iptables") -> bool:
@@ -56,6 +111,24 @@ class Iptables:
         result = await run(self._argv(f"{self.binary}-restore", "-w", "--noflush"), stdin=text)
         if result.returncode != 0:
             raise IptablesError(f"{self.binary}-restore failed: {result.stderr.strip()}")
+
+    async def open_restore(self) -> RestoreStream:
+        """Start `iptables-restore -w --noflush` reading blocks from a `RestoreStream`."""
+        tool = f"{self.binary}-restore"
+        proc = await asyncio.create_subprocess_exec(
+            *self._argv(tool, "-w", "--noflush"),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )
+        return RestoreStream(proc, tool)
+
+    async def multi_commit(self) -> bool:
+        """Whether a large restore should be staged over many COMMITs: yes for the
+        nf_tables backend (see `restore`), no for iptables-legacy, whose every COMMIT
+        rewrites the whole table. Asked once (`iptables --version`)."""
+        if self._multi_commit is None:
+            result = await run(self._argv(self.binary, "--version"))
+            self._multi_commit = "legacy" not in result.stdout
+        return self._multi_commit
 
     async def save(self, table: str) -> str:
         result = await run(self._argv(f"{self.binary}-save", "-t", table))
