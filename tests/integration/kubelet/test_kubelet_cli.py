@@ -12,7 +12,9 @@ import sys
 import yaml
 
 from tinykube.kubelet.runtime.process import can_isolate
-from tinykube.testing.kubelet import private_network
+from tinykube.testing.kubelet import (
+    private_cgroup_parent, private_network, release_network, remove_private_cgroup_parent,
+)
 
 CONFIG = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
           "clusterDNS": ["10.96.0.10"], "clusterDomain": "cluster.local", "maxPods": 110, "podPidsLimit": 4096,
@@ -23,7 +25,7 @@ CONFIG = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfigu
 
 def kubelet_command(tmp_path, net, *extra: str) -> list[str]:
     config = tmp_path / "kubelet-config.yaml"
-    config.write_text(yaml.safe_dump(CONFIG))
+    config.write_text(yaml.safe_dump({**CONFIG, "cgroupRoot": private_cgroup_parent(net)}))
     return [sys.executable, "-m", "tinykube", "kubelet", "--config", str(config), "--node-name", "cli-node",
             "--root-dir", str(tmp_path / "root"), "--pod-manifest-path", str(tmp_path / "manifests"),
             "--bridge", net["bridge"], "--pod-cidr", net["pod_cidr"], *extra]
@@ -45,6 +47,8 @@ async def test_static_pod_dies_with_a_killed_kubelet_and_leftovers_are_reclaimed
         await _killed_kubelet_scenario(tmp_path, net)
     finally:
         subprocess.run(["ip", "link", "del", net["bridge"]], capture_output=True)
+        remove_private_cgroup_parent(net)
+        release_network(net)
 
 
 async def _killed_kubelet_scenario(tmp_path, net) -> None:

@@ -231,7 +231,9 @@ async def test_static_pods_start_before_the_api_server(tmp_path):
     from tinykube.apiserver.server import APIServer, APIServerConfig
     from tinykube.client.rest import Client
     from tinykube.kubelet import Kubelet, KubeletConfig
-    from tinykube.testing.kubelet import private_network
+    from tinykube.testing.kubelet import (
+        private_cgroup_parent, private_network, release_network, remove_private_cgroup_parent,
+    )
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -242,9 +244,10 @@ async def test_static_pods_start_before_the_api_server(tmp_path):
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "early"},
          "spec": {"containers": [{"name": "main", "image": "busybox", "command": ["sleep", "300"]}]}}))
     client = Client(f"http://127.0.0.1:{port}")
+    net = private_network()
     kubelet = Kubelet(KubeletConfig(node_name="node-1", client=client, root_dir=str(tmp_path / "kubelet"),
                                     port=0, healthz_port=0, pod_manifest_path=str(manifests),
-                                    remove_bridge_on_stop=True, **private_network()))
+                                    remove_bridge_on_stop=True, cgroup_parent=private_cgroup_parent(net), **net))
     server = None
     try:
         await kubelet.start()
@@ -263,6 +266,8 @@ async def test_static_pods_start_before_the_api_server(tmp_path):
     finally:
         await kubelet.stop()
         await client.close()
+        remove_private_cgroup_parent(net)
+        release_network(net)
         if server is not None:
             await server.stop()
 

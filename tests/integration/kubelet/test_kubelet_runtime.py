@@ -13,7 +13,7 @@ from tinykube.kubelet.runtime.interface import (
 )
 from tinykube.kubelet.runtime.network import remove_bridge
 from tinykube.kubelet.runtime.process import NO_COMMAND, ProcessRuntime, can_isolate
-from tinykube.testing.kubelet import private_network
+from tinykube.testing.kubelet import private_network, release_network
 
 needs_root = pytest.mark.skipif(not can_isolate(), reason="needs root on Linux")
 
@@ -27,15 +27,16 @@ async def runtime_factory(tmp_path):
         rt = ProcessRuntime(str(tmp_path / f"rt{len(made)}"), pod_cidr=net["pod_cidr"], bridge=net["bridge"],
                             cgroup_parent=f"tinykube-test/{net['bridge']}", isolate=isolate,
                             service_cidr=net["service_cidr"])
-        made.append(rt)
+        made.append((rt, net))
         return rt
 
     yield make
-    for rt in made:
+    for rt, net in made:
         await rt.close()
         if rt.isolate:
             await remove_bridge(rt.network.bridge)
             rt.cgroups.remove("")
+        release_network(net)
 
 
 def sandbox(tmp_path, name="pod-a", **kw) -> PodSandboxConfig:
