@@ -59,39 +59,61 @@ class TokenSigner:
     def __init__(self, issuer: str):
         self.issuer = issuer
         self._key: rsa.RSAPrivateKey | None = None
-        self.key_id = ""
+        self._key_id = ""
+        self._pending: tuple[str | None] | None = None  # (key path,) until first use
 
     def load_or_create(self, key_file: str | None, store_url: str = "") -> None:
-        """Load the signing key, or generate it (and keep it in its file, if it has one)."""
+        """Load the signing key, or generate it (and keep it in its file, if it has one).
+
+        A configured ``key_file`` is read at once (a bad file fails the start); the key the
+        server keeps next to its SQLite store is read, or generated, when a token is first
+        signed or checked: loading an RSA key costs about 70 ms of CPU and generating one
+        more, and the control plane's own components use no service account tokens, so
+        neither belongs in the API server's start-up.
+        """
         path = _key_path(store_url, key_file)
+        self._key, self._key_id = None, ""
+        self._pending = (path,)
+        if key_file:
+            self._load_key()
+
+    def _load_key(self) -> rsa.RSAPrivateKey | None:
+        if self._key is not None or self._pending is None:
+            return self._key
+        (path,) = self._pending
         if path and os.path.exists(path):
             with open(path, "rb") as f:
                 key = serialization.load_pem_private_key(f.read(), password=None)
             if not isinstance(key, rsa.RSAPrivateKey):
                 raise ValueError(f"{path}: not an RSA private key")
-            self._key = key
         elif path is None:
-            self._key = _process_key()
+            key = _process_key()
         else:
-            self._key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
-            if path:
-                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "wb") as f:
-                    f.write(self._key.private_bytes(serialization.Encoding.PEM,
-                                                    serialization.PrivateFormat.PKCS8,
-                                                    serialization.NoEncryption()))
-        public = self._key.public_key().public_bytes(
+            key = rsa.generate_private_key(public_exponent=65537, key_size=KEY_BITS)
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(key.private_bytes(serialization.Encoding.PEM,
+                                          serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+        public = key.public_key().public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-        self.key_id = _b64(hashlib.sha256(public).digest())
+        self._key, self._key_id, self._pending = key, _b64(hashlib.sha256(public).digest()), None
+        return key
+
+    @property
+    def key_id(self) -> str:
+        self._load_key()
+        return self._key_id
 
     def sign(self, claims: dict[str, Any]) -> str:
-        if self._key is None:
+        key = self._load_key()
+        if key is None:
             raise RuntimeError("token signer used before the API server started")
         header = _b64(orjson.dumps({"alg": "RS256", "kid": self.key_id}))
         payload = _b64(orjson.dumps(claims))
         signing_input = f"{header}.{payload}".encode()
-        signature = self._key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
+        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
         return f"{header}.{payload}.{_b64(signature)}"
 
     def sign_service_account(self, *, namespace: str, name: str, uid: str,
@@ -107,12 +129,15 @@ class TokenSigner:
 
     def verify(self, token: str) -> dict[str, Any] | None:
         """The claims of a valid, unexpired token signed by this server; else None."""
-        if self._key is None or token.count(".") != 2:
+        if token.count(".") != 2:
+            return None
+        key = self._load_key()
+        if key is None:
             return None
         header, payload, signature = token.split(".")
         try:
-            self._key.public_key().verify(_unb64(signature), f"{header}.{payload}".encode(),
-                                          padding.PKCS1v15(), hashes.SHA256())
+            key.public_key().verify(_unb64(signature), f"{header}.{payload}".encode(),
+                                    padding.PKCS1v15(), hashes.SHA256())
             claims = orjson.loads(_unb64(payload))
         except (InvalidSignature, ValueError, orjson.JSONDecodeError):
             return None

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -294,3 +295,35 @@ def kubelet_configuration(cluster: ClusterDir, settings: ClusterSettings) -> dic
         "authentication": {"webhook": {"enabled": False}},
         "authorization": {"mode": "AlwaysAllow"},
     }
+
+
+def spawn_supervisor(cluster: ClusterDir) -> int:
+    """Start the supervisor (``tinykube.cli.supervisor``) detached from the terminal;
+    returns its PID. Here rather than in that module, so that ``up`` starts it without
+    importing asyncio first."""
+    with (cluster.logs / "supervisor.log").open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tinykube.cli.supervisor", str(cluster.root)],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+            close_fds=True,
+        )
+    cluster.pid_file.write_text(f"{process.pid}\n")
+    return process.pid
+
+
+def ensure_bytecode() -> None:
+    """Write the missing or out-of-date ``.pyc`` files of the tinykube package.
+
+    Every process of a cluster is a new interpreter importing tinykube; with an editable
+    install nothing compiled the package at install time, and with PYTHONDONTWRITEBYTECODE
+    set (or a tree just edited) each of them would compile the same modules again, in
+    memory, on every start. Checking costs a few milliseconds when all are current; a
+    package directory that cannot be written is left alone.
+    """
+    import compileall
+
+    package = Path(__file__).resolve().parents[1]
+    try:
+        compileall.compile_dir(str(package), quiet=2, workers=1)
+    except OSError:
+        pass

@@ -9,16 +9,21 @@ is the kubelet's business.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tinykube.cli.cluster import (ClusterDir, ClusterSettings, tinykube_command,
-                                  write_manifests)
+# asyncio is imported once the node agents are started (``supervise``): the kubelet is the
+# first step of the cluster's start-up, and this process's imports are in its way.
+if TYPE_CHECKING:
+    import asyncio
+
+from tinykube.cli.cluster import (ClusterDir, ClusterSettings, spawn_supervisor,  # noqa: F401
+                                  tinykube_command, write_manifests)
 
 STOP_GRACE_SECONDS = 20.0
 RESTART_BACKOFF_MAX = 10.0
@@ -31,8 +36,31 @@ class Agent:
     name: str
     command: list[str]
     log: Path
-    process: asyncio.subprocess.Process | None = None
+    process: asyncio.subprocess.Process | StartedProcess | None = None
     restarts: int = 0
+
+
+class StartedProcess:
+    """An agent started with ``subprocess.Popen`` before the event loop ran, with what the
+    supervisor uses of ``asyncio.subprocess.Process``."""
+
+    def __init__(self, popen: subprocess.Popen) -> None:
+        self.popen = popen
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def terminate(self) -> None:
+        self.popen.terminate()
+
+    def kill(self) -> None:
+        self.popen.kill()
+
+    async def wait(self) -> int:
+        import asyncio
+
+        return await asyncio.to_thread(self.popen.wait)
 
 
 def node_agents(cluster: ClusterDir, settings: ClusterSettings) -> list[Agent]:
@@ -67,18 +95,23 @@ class Supervisor:
     """Keeps the node agents running until told to stop."""
 
     def __init__(self, cluster: ClusterDir, settings: ClusterSettings, agents: list[Agent]):
+        import asyncio
+
         self.cluster = cluster
         self.settings = settings
         self.agents = agents
         self.proxy_mode = settings.proxy_mode
-        # As for the control plane's static pods: the cluster CA is the agents' trust root.
-        self.env = {**os.environ, "SSL_CERT_FILE": str(cluster.pki / "ca.crt")}
+        self.env = agent_env(cluster)
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
+        if _EARLY_SIGNALS:  # asked to stop while the agents were being started
+            self._stopping.set()
         watchers = [asyncio.create_task(self._keep_running(agent)) for agent in self.agents]
         try:
             await self._stopping.wait()
@@ -93,6 +126,8 @@ class Supervisor:
     async def _remove_proxy_rules(self) -> None:
         """kube-proxy leaves its rules in the kernel when it stops (as upstream's does);
         a cluster that is shut down removes them, as ``kube-proxy --cleanup`` would."""
+        import asyncio
+
         with (self.cluster.logs / "supervisor.log").open("ab") as log:
             process = await asyncio.create_subprocess_exec(
                 *tinykube_command("proxy", "--cleanup"), stdin=subprocess.DEVNULL,
@@ -104,13 +139,19 @@ class Supervisor:
                 await process.wait()
 
     async def _keep_running(self, agent: Agent) -> None:
-        """Start the agent; restart it with back-off whenever it exits."""
+        """Start the agent (unless ``supervise`` did); restart it with back-off whenever it
+        exits."""
+        import asyncio
+
         backoff = 0.5
+        started = isinstance(agent.process, StartedProcess)
         while not self._stopping.is_set():
-            with agent.log.open("ab") as log:
-                agent.process = await asyncio.create_subprocess_exec(
-                    *agent.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    env=self.env)
+            if not started:
+                with agent.log.open("ab") as log:
+                    agent.process = await asyncio.create_subprocess_exec(
+                        *agent.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                        env=self.env)
+            started = False
             code = await agent.process.wait()
             if self._stopping.is_set():
                 return
@@ -122,6 +163,8 @@ class Supervisor:
 
     async def _stop(self, agent: Agent) -> None:
         """SIGTERM, then SIGKILL after the grace period."""
+        import asyncio
+
         process = agent.process
         if process is None or process.returncode is not None:
             return
@@ -133,28 +176,42 @@ class Supervisor:
             await process.wait()
 
 
-def spawn_supervisor(cluster: ClusterDir) -> int:
-    """Start the supervisor detached from the terminal; returns its PID."""
-    log = (cluster.logs / "supervisor.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tinykube.cli.supervisor", str(cluster.root)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        close_fds=True,
-    )
-    cluster.pid_file.write_text(f"{process.pid}\n")
-    return process.pid
+def agent_env(cluster: ClusterDir) -> dict[str, str]:
+    # As for the control plane's static pods: the cluster CA is the agents' trust root.
+    return {**os.environ, "SSL_CERT_FILE": str(cluster.pki / "ca.crt")}
+
+
+_EARLY_SIGNALS: list[int] = []
+
+
+def _note_signal(signum: int, _frame) -> None:
+    _EARLY_SIGNALS.append(signum)
 
 
 def supervise(cluster: ClusterDir) -> None:
     """Entry point of the detached supervisor process."""
+    # Until the event loop handles them: a stop asked for meanwhile must still stop the
+    # agents started below (a Python-level handler, unlike a blocked signal, is not
+    # inherited by them).
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _note_signal)
     settings = ClusterSettings.load(cluster.settings_file)
     cluster.pid_file.write_text(f"{os.getpid()}\n")
     from tinykube.client.pki import ensure_ca
 
     ensure_ca(cluster.pki)  # before the controller manager publishes it
+    # Before the kubelet starts: it reads the directory once, then watches it for changes.
     write_manifests(cluster, settings)
+    agents = node_agents(cluster, settings)
+    env = agent_env(cluster)
+    for agent in agents:
+        with agent.log.open("ab") as log:
+            agent.process = StartedProcess(subprocess.Popen(
+                agent.command, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env))
+    import asyncio
+
     try:
-        asyncio.run(Supervisor(cluster, settings, node_agents(cluster, settings)).run())
+        asyncio.run(Supervisor(cluster, settings, agents).run())
     finally:
         if cluster.supervisor_pid() in (None, os.getpid()):
             cluster.pid_file.unlink(missing_ok=True)

@@ -9,7 +9,6 @@ same cluster with its objects; ``down`` stops every process of it.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import signal
@@ -30,14 +29,16 @@ if TYPE_CHECKING:
 from tinykube.cli.cluster import (
     ClusterDir,
     ClusterSettings,
+    ensure_bytecode,
     free_port,
     process_alive,
     kubelet_configuration,
     ports_in_use,
+    spawn_supervisor,
 )
 
 
-# rich and the health checks (aiohttp) are imported only when needed: `up` starts the
+# rich and the health checks (asyncio) are imported only when needed: `up` starts the
 # supervisor first, so that the cluster boots while this process draws the progress view.
 @functools.cache
 def _console() -> "Console":
@@ -122,16 +123,38 @@ def _status_table(checks: list["health.Check"], elapsed: float) -> "Table":
 
 async def _wait_ready(settings: ClusterSettings, live: "Live | None", timeout: float) -> bool:
     """Refresh the progress view until every component reports healthy (or time runs out)."""
+    import asyncio
+
     from tinykube.cli import health
 
     start = time.monotonic()
     checks = health.component_checks(settings)
+    # Only what has not answered yet is polled (this process shares the cores with the
+    # cluster it waits for); once everything has, one more round over all of them must
+    # find every component healthy at the same time.
+    pending = checks
+    shown: tuple = ()
+    shown_at = 0.0
+
+    def show(force: bool = False) -> None:
+        # Drawn when a status changes, else twice a second for the clock: a table costs
+        # milliseconds of CPU to render.
+        nonlocal shown, shown_at
+        state = tuple((check.ok, check.detail) for check in checks)
+        now = time.monotonic()
+        if live is not None and (force or state != shown or now - shown_at >= 0.5):
+            live.update(_status_table(checks, now - start), refresh=True)
+            shown, shown_at = state, now
+
     while True:
-        await health.run_checks(checks)
-        if live is not None:
-            live.update(_status_table(checks, time.monotonic() - start))
+        await health.run_checks(pending)
         if all(check.ok for check in checks):
-            return True
+            await health.run_checks(checks)
+            if all(check.ok for check in checks):
+                show(force=True)
+                return True
+        pending = [check for check in checks if not check.ok]
+        show()
         if time.monotonic() - start > timeout:
             return False
         await asyncio.sleep(0.05)
@@ -202,18 +225,21 @@ def up(name: str, directory: str | None, store: str, etcd_servers: str, nodes: i
     server = write_admin_kubeconfig(cluster, settings)
     (cluster.kubelet_dir / "config.yaml").write_text(
         yaml.safe_dump(kubelet_configuration(cluster, settings), sort_keys=False))
+    # The cluster boots while this process does the rest (on the same cores: what is left
+    # here should be light).
+    pid = spawn_supervisor(cluster)
     if merge:
         merge_kubeconfig(cluster.kubeconfig, Path.home() / ".kube" / "config")
-    from tinykube.cli.supervisor import spawn_supervisor
-
-    pid = spawn_supervisor(cluster)
+    ensure_bytecode()
     _console().print(("Resuming" if resumed else "Creating") +
                   f" cluster {settings.name!r} in {cluster.root} (supervisor PID {pid})")
     if not wait:
         return
+    import asyncio
+
     from rich.live import Live
 
-    with Live(console=_console(), refresh_per_second=20, transient=False) as live:
+    with Live(console=_console(), auto_refresh=False, transient=False) as live:
         ready = asyncio.run(_wait_ready(settings, live, timeout))
     if not ready:
         raise click.ClickException(
@@ -263,6 +289,8 @@ def status(name: str, directory: str | None) -> None:
     from rich.console import Console
 
     from tinykube.cli import health
+
+    import asyncio
 
     checks = health.component_checks(settings)
     asyncio.run(health.run_checks(checks))
