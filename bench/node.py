@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import statistics
 import tempfile
 import time
@@ -108,6 +109,7 @@ def main() -> None:
                         help="process runtime without namespaces and cgroups (as without root)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    load = os.getloadavg()[0]
     figures = asyncio.run(run(args))
     mode = "burst" if not args.qps else f"{args.qps:g} pods/s"
     isolated = args.runtime == "process" and can_isolate() and not args.no_isolation
@@ -115,7 +117,7 @@ def main() -> None:
     print(f"pod startup, {figures['pods']} pods, runtime {args.runtime} ({isolation}), {mode}: "
           f"p50 {figures['p50'] * 1000:.0f} ms, p90 {figures['p90'] * 1000:.0f} ms, "
           f"p99 {figures['p99'] * 1000:.0f} ms, max {figures['max'] * 1000:.0f} ms; "
-          f"all Running after {figures['all_running_after']:.2f} s")
+          f"all Running after {figures['all_running_after']:.2f} s (load average {load:.2f} before the run)")
     try:
         from tinykube.proxy.benchmark import node_proxy_benchmark  # type: ignore[attr-defined]
     except ImportError:

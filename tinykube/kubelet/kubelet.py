@@ -73,6 +73,7 @@ class Kubelet:
         self.service_informer: Informer | None = None
         self._tasks: list[asyncio.Task] = []
         self._last_status: dict[str, Obj] = {}
+        self._requests: dict[str, tuple[Obj, dict[str, Any]]] = {}  # uid -> (pod, its requests)
         self._mirror_wake = asyncio.Event()
         self.capacity, self.allocatable = {}, {}
         self.metrics = KubeletMetrics(self.node_name, self._running_pods, self._container_states)
@@ -102,6 +103,7 @@ class Kubelet:
             os.makedirs(os.path.join(self.root_dir, sub), exist_ok=True)
         if isinstance(self.runtime, ProcessRuntime):
             await self.runtime.recover()
+            await self.runtime.warm_up()
         self.capacity, self.allocatable = nodestatus.machine_capacity(self.root_dir, self.config.max_pods,
                                                                       self.config.capacity)
         if self.client is None and self.config.kubeconfig:
@@ -496,7 +498,7 @@ class Kubelet:
         request = podutil.pod_requests(pod)
         used: dict[str, Any] = {}
         for other in others:
-            for key, value in podutil.pod_requests(other).items():
+            for key, value in self._pod_requests(other).items():
                 used[key] = used.get(key, 0) + value
         for resource in ("cpu", "memory", "pods"):
             cap = parse_quantity(self.allocatable.get(resource, "0"))
@@ -513,6 +515,17 @@ class Kubelet:
                 self.record_event(pod, "Warning", reason, message)
                 return reason, f"Pod was rejected: {message}"
         return None
+
+    def _pod_requests(self, pod: Obj) -> dict[str, Any]:
+        """pod_requests(pod), remembered while the worker holds the same pod object: admitting
+        a burst of pods would otherwise sum every other pod's requests again for each one."""
+        uid = meta.uid(pod)
+        cached = self._requests.get(uid)
+        if cached is None or cached[0] is not pod:
+            if len(self._requests) > 2 * len(self.workers.workers) + 16:
+                self._requests = {u: v for u, v in self._requests.items() if u in self.workers.workers}
+            cached = self._requests[uid] = (pod, podutil.pod_requests(pod))
+        return cached[1]
 
     def observe_pod_started(self, pod: Obj, seconds: float) -> None:
         self.metrics.pod_start.observe(seconds)

@@ -11,11 +11,16 @@ and the sandbox shim configures the pod side; this module does the host side.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import os
+import socket
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tinykube.kubelet.runtime import netlink
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +77,26 @@ class IPAM:
             f.write(f"{owner} {os.getpid()}\n")
         return True
 
+    @functools.cached_property
+    def _host_list(self) -> list[str] | None:
+        """The subnet's host addresses but the gateway, lowest first, computed once (walking
+        ``subnet.hosts()`` for every allocation costs more than the reservation itself);
+        None for subnets too large to list."""
+        if self.subnet.num_addresses > 1 << 16:
+            return None
+        gateway = self.gateway
+        return [ip for ip in map(str, self.subnet.hosts()) if ip != gateway]
+
+    def _candidates(self) -> Iterable[str]:
+        if self._host_list is not None:
+            return self._host_list
+        gateway = self.gateway
+        return (ip for ip in map(str, self.subnet.hosts()) if ip != gateway)
+
     def allocate(self, owner: str) -> str:
         os.makedirs(self.directory, exist_ok=True)
-        for host in self.subnet.hosts():
-            ip = str(host)
-            if ip != self.gateway and ip not in self.allocated and self._reserve(ip, owner):
+        for ip in self._candidates():
+            if ip not in self.allocated and self._reserve(ip, owner):
                 self.allocated[ip] = owner
                 return ip
         raise NetworkError(f"no IP addresses available in range set: {self.subnet}")
@@ -118,9 +138,8 @@ class PodNetwork:
     mtu: int = 1500
     ipam: IPAM = field(init=False)
     _ready: bool = False
-    # netlink changes serialize on the kernel's rtnl lock: more parallel `ip` runs only
-    # add contention, so a few at a time is fastest
-    _limit: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(2))
+    # a burst of new pods all wait for the one set-up (and never insert the guard twice)
+    _bridge_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def __post_init__(self) -> None:
         self.ipam = IPAM(ipaddress.ip_network(self.pod_cidr, strict=False))
@@ -129,40 +148,70 @@ class PodNetwork:
         """Create the bridge with the gateway address and the Service CIDR route (idempotent)."""
         if self._ready:
             return
-        prefix = self.ipam.subnet.prefixlen
-        existing = await run_ip("-o", "link", "show", "dev", self.bridge, check=False)
-        if not existing.strip():
-            await run_ip("link", "add", self.bridge, "type", "bridge")
-        await run_ip("addr", "replace", f"{self.ipam.gateway}/{prefix}", "dev", self.bridge)
-        await run_ip("link", "set", self.bridge, "up")
+        async with self._bridge_lock:
+            if not self._ready:
+                await self._setup_bridge()
+
+    async def _setup_bridge(self) -> None:
+        try:
+            await netlink.run(_setup_bridge_link, self.bridge, self.ipam.gateway, self.ipam.subnet.prefixlen)
+        except OSError as exc:
+            raise NetworkError(f"setting up bridge {self.bridge}: {exc}") from exc
         allow_loopback_endpoints(self.bridge)
         await forward_within_bridge(self.bridge)
         # "add", not "replace": never take over a route another bridge already holds
-        await run_ip("route", "add", self.service_cidr, "dev", self.bridge, check=False)
+        service = ipaddress.ip_network(self.service_cidr, strict=False)
+        try:
+            await netlink.run(netlink.Netlink.add_route, str(service.network_address), service.prefixlen,
+                              socket.if_nametoindex(self.bridge))
+        except OSError as exc:
+            log.info("route %s via %s not added: %s", self.service_cidr, self.bridge, exc)
         self._ready = True
 
     async def attach(self, sandbox_id: str, pid: int) -> None:
         """Create the veth pair with ``eth0`` in the namespace of process ``pid`` and the host
-        end on the bridge (hairpin on); the pod side is configured from inside."""
+        end on the bridge (hairpin on, up); the pod side is configured from inside. Netlink
+        requests on the netlink thread, not ``ip`` runs: no fork per pod."""
         host_if = "veth" + sandbox_id[:8]
-        async with self._limit:
-            await run_ip("-batch", "-", stdin="\n".join([
-                f"link add {host_if} mtu {self.mtu} type veth peer name eth0 mtu {self.mtu} netns {pid}",
-                f"link set {host_if} master {self.bridge}",
-                f"link set {host_if} type bridge_slave hairpin on",
-                f"link set {host_if} up",
-            ]) + "\n")
+        try:
+            await netlink.run(_plug_veth, host_if, pid, self.mtu, self.bridge)
+        except OSError as exc:
+            raise NetworkError(f"creating {host_if} on {self.bridge}: {exc}") from exc
 
     async def detach(self, sandbox_id: str, ip: str) -> None:
         """Free the address; remove the host end if the namespace has not taken it along."""
         host_if = "veth" + sandbox_id[:8]
         if os.path.exists(f"/sys/class/net/{host_if}"):
-            await run_ip("link", "del", host_if, check=False)
+            try:
+                await netlink.run(netlink.Netlink.delete_link, host_if)
+            except OSError as exc:
+                log.warning("deleting %s: %s", host_if, exc)
         self.ipam.release(ip)
 
     async def teardown(self, sandbox_id: str, ip: str) -> None:
         """Clean up after a sandbox whose processes are gone (kubelet recovery)."""
         await self.detach(sandbox_id, ip)
+
+
+def _setup_bridge_link(nl: netlink.Netlink, bridge: str, gateway: str, prefix: int) -> None:
+    """``ip link add BRIDGE type bridge`` (unless it exists), ``ip addr replace
+    GATEWAY/PREFIX dev BRIDGE``, ``ip link set BRIDGE up``."""
+    nl.add_bridge(bridge)
+    index = socket.if_nametoindex(bridge)
+    nl.replace_address(index, gateway, prefix)
+    nl.set_up(index)
+
+
+def _plug_veth(nl: netlink.Netlink, host_if: str, pid: int, mtu: int, bridge: str) -> None:
+    """What ``ip link add HOST mtu M type veth peer name eth0 mtu M netns PID; ip link set
+    HOST master BRIDGE; ip link set HOST type bridge_slave hairpin on; ip link set HOST up``
+    does, in one RTM_NEWLINK and one sysfs write."""
+    nl.add_veth(host_if, "eth0", pid, mtu=mtu, master=socket.if_nametoindex(bridge))
+    try:
+        Path(f"/sys/class/net/{host_if}/brport/hairpin_mode").write_text("1\n")
+    except OSError:
+        nl.delete_link(host_if)
+        raise
 
 
 async def _iptables(*args: str) -> tuple[int, str, str]:
@@ -179,26 +228,31 @@ def _egress_guard(bridge: str) -> list[str]:
             "tinykube: no pod traffic leaves the node", "-j", "DROP"]
 
 
-async def _drop_stale_guards() -> None:
+async def _drop_stale_guards(keep: str = "") -> bool:
     """Remove the egress guards of bridges that no longer exist (a kubelet that was killed,
-    or a bridge deleted by hand, leaves its guard behind)."""
+    or a bridge deleted by hand, leaves its guard behind); True when ``keep``'s is there."""
     _, out, _ = await _iptables("-S", "FORWARD")
+    present = False
     for line in out.splitlines():
         words = line.split()
         if "tinykube: no pod traffic leaves the node" not in line or "-i" not in words:
             continue
         name = words[words.index("-i") + 1]
-        if not Path(f"/sys/class/net/{name}").exists():
+        if name == keep:
+            present = True
+        elif not Path(f"/sys/class/net/{name}").exists():
             await _iptables("-D", *_egress_guard(name))
+    return present
 
 
 async def forward_within_bridge(bridge: str) -> None:
     """Turn on IPv4 forwarding, which a Service needs between two pods of the bridge (the
     DNAT'd packet is routed back onto it), and drop whatever pods would send beyond the
     bridge: pods of a tinykube node talk to each other and to the node, never outside."""
-    await _drop_stale_guards()
+    present = await _drop_stale_guards(keep=bridge)
     guard = _egress_guard(bridge)
-    if (await _iptables("-C", *guard))[0] != 0:
+    # the listing shows whether the guard is there already: no `-C` run for a new bridge
+    if not present or (await _iptables("-C", *guard))[0] != 0:
         code, _, err = await _iptables("-I", *guard)
         if code != 0:
             raise NetworkError(f"cannot install the pod egress guard: {err.strip()}")

@@ -20,7 +20,10 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 from tinykube.kubelet.runtime import dnsfiles
 from tinykube.kubelet.runtime.cgroups import CgroupManager
@@ -38,6 +41,10 @@ log = logging.getLogger(__name__)
 # and `tinykube` in a command resolve to the installation the kubelet runs from.
 DEFAULT_PATH = os.path.dirname(sys.executable) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 NO_COMMAND = "the process runtime needs spec.containers[].command: image entrypoints are not available"
+# Threads for the filesystem work of starting sandboxes and containers (directories, pod
+# files, cgroups, spec files): each step is a few blocking syscalls that the kernel may
+# make wait (ext4 journal, cgroup_mutex), which would otherwise stall the event loop.
+IO_THREADS = 4
 
 
 def can_isolate() -> bool:
@@ -110,7 +117,14 @@ class ProcessRuntime(RecordedImages):
         self.images: dict[str, Image] = {}
         self.zygote = Zygote()
         self._mountpoints: dict[str, int] = {}  # host path created as a mount point -> users
+        self._io_pool: ThreadPoolExecutor | None = None
         os.makedirs(os.path.join(root_dir, "runtime"), exist_ok=True)
+
+    async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run blocking filesystem work off the event loop."""
+        if self._io_pool is None:
+            self._io_pool = ThreadPoolExecutor(IO_THREADS, thread_name_prefix="tinykube-runtime-io")
+        return await asyncio.get_running_loop().run_in_executor(self._io_pool, fn, *args)
 
     async def recover(self) -> None:
         """Remove what a previous kubelet on this root dir left behind (it was killed; its
@@ -137,6 +151,10 @@ class ProcessRuntime(RecordedImages):
             _unlink(path)
         shutil.rmtree(os.path.join(self.root_dir, "sandboxes"), ignore_errors=True)
 
+    async def warm_up(self) -> None:
+        """Start what every pod needs before the first one arrives: the shim fork server."""
+        await self.zygote.start()
+
     # -- identity ------------------------------------------------------------------------
     async def version_info(self) -> dict[str, str]:
         return {"runtimeName": self.name, "runtimeVersion": self.version, "runtimeApiVersion": "v1"}
@@ -162,7 +180,6 @@ class ProcessRuntime(RecordedImages):
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
         sid = secrets.token_hex(16)
         sdir = os.path.join(self.root_dir, "sandboxes", sid)
-        os.makedirs(sdir, exist_ok=True)
         sb = Sandbox(sid, config, sdir, time.time())
         self.sandboxes[sid] = sb
         try:
@@ -181,16 +198,14 @@ class ProcessRuntime(RecordedImages):
         if own_network:
             await self.network.ensure_bridge()
             sb.ip = self.network.ipam.allocate(sb.id)
-        dnsfiles.write_pod_files(sb.dir, cfg, sb.ip)
-        if not self.isolate:
-            return
         spec: dict = {"mode": "sandbox", "own_netns": own_network, "ip": sb.ip,
                       "hostname": "" if cfg.host_network else (cfg.hostname or cfg.name)}
-        if self.use_cgroups:
+        if self.isolate and self.use_cgroups:
             sb.cgroup = f"pod{cfg.uid}"
-            spec["cgroups"] = self.cgroups.create(sb.cgroup, cfg.resources)
             spec["cgroup_name"] = sb.cgroup
-        self._write_spec(f"sandbox-{sb.id}", spec)  # lets recover() find what a crash left
+        await self._io(self._prepare_sandbox, sb, spec)
+        if not self.isolate:
+            return
         sb.shim = await self.zygote.spawn(spec, command_pipe=own_network)
         msg = await sb.shim.first_report()
         if "error" in msg:
@@ -198,6 +213,16 @@ class ProcessRuntime(RecordedImages):
         sb.pid = int(msg["pid"])
         if own_network:
             await self._connect_network(sb)
+
+    def _prepare_sandbox(self, sb: Sandbox, spec: dict) -> None:
+        """The sandbox's directory and pod files, its cgroup and its spec file (on an I/O thread)."""
+        os.makedirs(sb.dir, exist_ok=True)
+        dnsfiles.write_pod_files(sb.dir, sb.config, sb.ip)
+        if not self.isolate:
+            return
+        if sb.cgroup:
+            spec["cgroups"] = self.cgroups.create(sb.cgroup, sb.config.resources)
+        self._write_spec(f"sandbox-{sb.id}", spec)  # lets recover() find what a crash left
 
     async def _connect_network(self, sb: Sandbox) -> None:
         """Plug the sandbox's fresh network namespace into the bridge: the host side of the
@@ -270,7 +295,7 @@ class ProcessRuntime(RecordedImages):
             raise CRIError("CreateContainerError", NO_COMMAND)
         cid = secrets.token_hex(32)
         log_path = os.path.join(sandbox_config.log_directory or sb.dir, config.log_path or f"{config.name}.log")
-        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        await self._io(_makedirs, os.path.dirname(log_path))
         self.containers[cid] = Container(cid, sandbox_id, config, log_path, time.time())
         return cid
 
@@ -350,7 +375,7 @@ class ProcessRuntime(RecordedImages):
             spec.update(ns=self._namespaces(sb), private_mounts=True, mount_proc=bool(sb.pid), mounts=mounts)
         if self.use_cgroups and sb.cgroup:
             c.cgroup = f"{sb.cgroup}/{c.id[:16]}"
-            spec["cgroups"] = self.cgroups.create(c.cgroup, cfg.resources)
+            spec["cgroups"] = await self._io(self.cgroups.create, c.cgroup, cfg.resources)
         c.shim, msg = await self._spawn_shim(c.id, spec)
         if "error" in msg:
             await c.shim.wait()
@@ -476,6 +501,9 @@ class ProcessRuntime(RecordedImages):
 
     async def close(self) -> None:
         """Stop and remove every sandbox this runtime started."""
+        if self._io_pool is not None:  # let set-ups in flight finish before removing what they create
+            pool, self._io_pool = self._io_pool, None
+            await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)
         for sid in list(self.sandboxes):
             await self.remove_pod_sandbox(sid)
         if self.use_cgroups:
@@ -501,6 +529,10 @@ def _killpg(pid: int) -> None:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+
+
+def _makedirs(path: str) -> None:
+    os.makedirs(path, exist_ok=True)
 
 
 def _unlink(path: str) -> None:

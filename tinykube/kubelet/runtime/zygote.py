@@ -83,6 +83,11 @@ class Zygote:
         self.sock: socket.socket | None = None
         self._lock = asyncio.Lock()
 
+    async def start(self) -> None:
+        """Start the fork server now rather than on the first spawn (an interpreter start
+        the first pod of a burst, and every pod queued behind it, would wait for)."""
+        await self._ensure()
+
     async def _ensure(self) -> socket.socket:
         async with self._lock:
             if self.proc is None or self.proc.returncode is not None or self.sock is None:
