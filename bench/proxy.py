@@ -33,10 +33,11 @@ def _commits(n: int | None) -> str:
 def report(f: SyncFigures) -> str:
     return (
         f"{f.services:>6} services x {f.endpoints_per_service} endpoints, {f.rules} rules: "
-        f"full {_ms(f.full_seconds)} (compute {_ms(f.full_compute_seconds)}, cpu {_ms(f.full_cpu_seconds)}; "
-        f"restore {_ms(f.full_restore_seconds)}; {_commits(f.full_commits)}{f.full_restore_bytes / 1e6:.1f} MB); "
+        f"full {_ms(f.full_seconds)} (first block {_ms(f.full_first_block_seconds)}, compute {_ms(f.full_compute_seconds)}, cpu {_ms(f.full_cpu_seconds)}; "
+        f"restore {_ms(f.full_restore_seconds)}, restore cpu {_ms(f.full_restore_cpu_seconds)}; {_commits(f.full_commits)}{f.full_restore_bytes / 1e6:.1f} MB); "
         f"incremental {_ms(f.incremental_seconds)} (compute {_ms(f.incremental_compute_seconds)}, "
-        f"cpu {_ms(f.incremental_cpu_seconds)}; restore {_ms(f.incremental_restore_seconds)}; "
+        f"cpu {_ms(f.incremental_cpu_seconds)}; restore {_ms(f.incremental_restore_seconds)}, "
+        f"restore cpu {_ms(f.incremental_restore_cpu_seconds)}; "
         f"{f.incremental_chains_written} chains, {f.incremental_restore_bytes} B)"
     )
 

@@ -67,7 +67,7 @@ def test_cluster_ip_service_jumps_and_spreads_over_endpoints() -> None:
     sep = [line for line in lines[1].split() if line.startswith("KUBE-SEP-")][0]
     assert chain_of(rules, NAT, sep) == (
         f"-A {sep} -m comment --comment default/web:http -s 10.244.1.5 -j KUBE-MARK-MASQ",
-        f"-A {sep} -m comment --comment default/web:http -m tcp -p tcp -j DNAT --to-destination 10.244.1.5:8080",
+        f"-A {sep} -m comment --comment default/web:http -p tcp -j DNAT --to-destination 10.244.1.5:8080",
     )
     assert chain_of(rules, FILTER, "KUBE-SERVICES") == ()
 
@@ -141,7 +141,7 @@ def test_client_ip_affinity_uses_recent_module() -> None:
         sep = sep_chain(CFG, port, ep)
         assert f"-m recent --name {sep} --rcheck --seconds 600 --reap -j {sep}" in line
     sep = sep_chain(CFG, port, eps[0])
-    assert f"-m recent --name {sep} --set -m tcp -p tcp -j DNAT" in chain_of(rules, NAT, sep)[1]
+    assert f"-m recent --name {sep} --set -p tcp -j DNAT" in chain_of(rules, NAT, sep)[1]
 
 
 def test_default_affinity_timeout_is_three_hours() -> None:

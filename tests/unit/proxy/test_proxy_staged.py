@@ -288,10 +288,58 @@ async def test_failed_stream_raises_and_next_sync_is_full() -> None:
     with pytest.raises(IptablesError, match="line 3 failed"):
         await proxier.sync()
     assert proxier.applied is None
+    # the services the sync had not folded yet stay pending
+    assert proxier.tracker.pending and len(proxier.snapshot.services) < 600
     fake.fail_at = None
     result = await proxier.sync()
-    assert result.full
+    assert result.full and len(proxier.snapshot.services) == 600 and not proxier.tracker.pending
     assert normalised(fake.model.tables) == normalised(compute_rules(CFG, proxier.snapshot).tables)
+
+
+async def test_full_sync_streams_its_first_block_before_folding_every_service() -> None:
+    fake = StreamingIptables()
+    proxier = populated(600, iptables=fake, clear_conntrack=False)
+    folded_at_write: list[int] = []
+    opener = fake.open_restore
+
+    async def open_restore() -> StreamingIptables.Stream:
+        stream = await opener()
+        write = stream.write
+
+        async def recording_write(text: str) -> None:
+            folded_at_write.append(len(proxier.snapshot.services))
+            await write(text)
+        stream.write = recording_write  # type: ignore[method-assign]
+        return stream
+    fake.open_restore = open_restore  # type: ignore[method-assign]
+    result = await proxier.sync()
+    assert result.full and result.large_cluster and result.first_block_seconds is not None
+    # large-cluster mode (1,000+ endpoints) is known after ~500 services; the rest are
+    # folded while the blocks are written
+    assert folded_at_write[0] < 600 and len(proxier.snapshot.services) == 600
+    assert not proxier.tracker.pending
+    assert normalised(fake.model.tables) == normalised(compute_rules(CFG, proxier.snapshot).tables)
+    assert proxier.applied == {t: dict(compute_rules(CFG, proxier.snapshot).tables[t]) for t in (FILTER, NAT)}
+
+
+async def test_endpoint_count_is_kept_across_incremental_syncs() -> None:
+    proxier = populated(600)
+    await proxier.sync()
+    # 1,200 endpoints; 958 after the first change, 798 after the second, 1,098 after the third
+    for i in range(120):
+        proxier.tracker.slice_updated(endpoint_slice(f"s{i}", []))
+    proxier.tracker.service_updated(None, key="default/s599")
+    result = await proxier.sync()
+    assert not result.full
+    assert result.large_cluster == large_cluster_mode(proxier.snapshot)
+    for i in range(120, 200):
+        proxier.tracker.slice_updated(endpoint_slice(f"s{i}", []))
+    result = await proxier.sync()
+    assert not result.large_cluster and not large_cluster_mode(proxier.snapshot)
+    proxier.tracker.service_updated(service("s599", "10.96.2.100"))
+    proxier.tracker.slice_updated(endpoint_slice("s599", [f"10.245.{j // 250}.{j % 250 + 1}" for j in range(300)]))
+    result = await proxier.sync()
+    assert result.large_cluster and large_cluster_mode(proxier.snapshot)
 
 
 def test_cleanup_blocks_flush_everything_before_deleting() -> None:
