@@ -2,7 +2,7 @@
 
 It measures a full sync (all chains) and an incremental one (one service's endpoints
 change) of the real iptables proxier, or of the nftables proxier with `binary="nft"`
-(where "rules" counts chain rules plus verdict-map elements). With `netns` set, the restore text is also applied with the
+(where "rules" counts service chain rules plus verdict-map elements). With `netns` set, the restore text is also applied with the
 real `iptables-restore` inside that network namespace, so the host's tables are untouched.
 
 `*_seconds` is the sync's wall time; with iptables a large full sync streams its

@@ -1,25 +1,76 @@
-"""The nftables proxier: full syncs recreate the table in one transaction; partial syncs
-rewrite changed chains and add/delete only the map elements that changed."""
+"""The nftables proxier. A full sync recreates the table in one transaction whose text is
+streamed into `nft -f -` while it is computed (services folded lazily, `LazyFold`), so
+nft parses while Python computes; nft commits the whole transaction atomically at the
+end. A partial sync writes only the changed chains and adds/deletes only the changed
+map and set elements (bookkeeping is per changed service port, never over all ports)."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import shutil
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from tinykube.proxy import conntrack
-from tinykube.proxy.changes import ChangeTracker, fold_changes
+from tinykube.proxy.changes import ChangeTracker, Fold, LazyFold
 from tinykube.proxy.metrics import ProxyMetrics
 from tinykube.proxy.model import Snapshot
-from tinykube.proxy.nftables.rules import MAPS, NftConfig, NftPiece, base_chains, compute_pieces
+from tinykube.proxy.nftables.rules import (
+    HAIRPIN, MAPS, SETS, NftConfig, NftPiece, base_chains, compute_pieces, service_port_piece,
+)
 
 log = logging.getLogger(__name__)
+
+BATCH = 600  # chains (and sets) per chunk written into nft's stdin during a full sync
 
 
 class NftError(RuntimeError):
     """`nft` failed; carries its stderr."""
+
+
+class NftStream:
+    """One running `nft -f -`: `write` text into it while computing, then `close`, which
+    waits for nft to parse and commit everything as one transaction."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self._proc = proc
+        assert proc.stderr is not None
+        self._stderr = asyncio.ensure_future(proc.stderr.read())
+        self._broken = False
+
+    async def write(self, text: str) -> None:
+        if self._broken:
+            return
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.write(text.encode())
+            await stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            self._broken = True  # nft exited (a parse error): `close` reports it
+
+    async def close(self) -> None:
+        stdin = self._proc.stdin
+        assert stdin is not None
+        try:
+            stdin.close()
+            await stdin.wait_closed()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        code = await self._proc.wait()
+        err = (await self._stderr).decode().strip()
+        if code != 0:
+            raise NftError(f"nft -f failed: {err[:2000]}")
+
+    async def abort(self) -> None:
+        """Kill nft before it commits: nothing of the transaction is applied."""
+        if self._proc.returncode is None:
+            self._proc.kill()
+        await self._proc.wait()
+        await self._stderr
 
 
 class Nft:
@@ -45,6 +96,12 @@ class Nft:
         if code != 0:
             raise NftError(f"nft -f failed: {err.strip()[:2000]}")
 
+    async def open(self) -> NftStream:
+        proc = await asyncio.create_subprocess_exec(
+            *self._prefix, "nft", "-f", "-", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+        return NftStream(proc)
+
     async def table_exists(self, table: str) -> bool:
         return (await self.run("list", "table", "ip", table))[0] == 0
 
@@ -55,18 +112,66 @@ class NftSyncResult:
     chains_written: int
     chains_deleted: int
     elements_changed: int
-    compute_seconds: float
-    restore_seconds: float
+    compute_seconds: float  # time spent computing (overlaps nft's parsing in a full sync)
+    restore_seconds: float  # the rest of the sync: waiting for nft
     text: str = field(repr=False)
 
 
 @dataclass
 class Applied:
-    """What the kernel holds (as far as we wrote it)."""
+    """What the kernel holds (as far as we wrote it). A map key claimed by several service
+    ports (a misconfiguration) takes the verdict of the smallest port key."""
 
     chains: dict[str, tuple[str, ...]] = field(default_factory=dict)
     sets: dict[str, int] = field(default_factory=dict)
-    elements: dict[str, dict[str, str]] = field(default_factory=lambda: {m: {} for m in MAPS})
+    claims: dict[str, dict[str, dict[str, str]]] = field(
+        default_factory=lambda: {m: {} for m in MAPS})  # map -> key -> port key -> verdict
+    hairpin: dict[str, int] = field(default_factory=dict)  # endpoint IP -> port count
+
+    @property
+    def elements(self) -> dict[str, dict[str, str]]:
+        """map -> key -> verdict in effect."""
+        return {m: {k: _effective(c) for k, c in claims.items()} for m, claims in self.claims.items()}
+
+    def add(self, port_key: str, piece: NftPiece) -> None:
+        self.chains.update(piece.chains)
+        self.sets.update(piece.sets)
+        for m, elems in piece.elements.items():
+            claims = self.claims[m]
+            for k, v in elems.items():
+                c = claims.get(k)
+                if c is None:
+                    claims[k] = {port_key: v}
+                else:
+                    c[port_key] = v
+        hairpin = self.hairpin
+        for ip in piece.hairpin:
+            hairpin[ip] = hairpin.get(ip, 0) + 1
+
+    def remove(self, port_key: str, piece: NftPiece) -> None:
+        for name in piece.chains:
+            self.chains.pop(name, None)
+        for name in piece.sets:
+            self.sets.pop(name, None)
+        for m, elems in piece.elements.items():
+            claims = self.claims[m]
+            for k in elems:
+                c = claims.get(k)
+                if c is not None:
+                    c.pop(port_key, None)
+                    if not c:
+                        del claims[k]
+        hairpin = self.hairpin
+        for ip in piece.hairpin:
+            n = hairpin.get(ip, 0) - 1
+            if n > 0:
+                hairpin[ip] = n
+            else:
+                hairpin.pop(ip, None)
+
+
+def _effective(claims: dict[str, str]) -> str:
+    return next(iter(claims.values())) if len(claims) == 1 else claims[min(claims)]
 
 
 class NftablesProxier:
@@ -91,103 +196,167 @@ class NftablesProxier:
                 log.warning("table ip %s is gone: doing a full sync", self.cfg.table)
                 self.applied = None
         full = self.applied is None
-        fold = fold_changes(self.tracker, self.snapshot, self.pieces, full,
-                            lambda keys: compute_pieces(self.cfg, self.snapshot, keys))
-        desired = self._desired()
-        text, written, deleted, elements = (
-            self._full_text(desired) if full
-            else self._partial_text(desired, fold.keys, fold.old_pieces))
-        compute_done = time.perf_counter()
-        if self.nft is not None and text:
-            try:
-                await self.nft.apply(text)
-            except NftError:
-                self.applied = None
-                if self.metrics:
-                    self.metrics.restore_failures.inc()
-                raise
-        restore_done = time.perf_counter()
-        self.applied = desired
+        fold: Fold[NftPiece] | LazyFold
+        try:
+            if full:
+                fold = LazyFold(self.tracker, self.snapshot)
+                result = await self._full_sync(fold, start)
+            else:
+                changes = self.tracker.apply(self.snapshot)
+                keys = changes.port_keys
+                fold = Fold(changes, keys, {k: self.pieces.pop(k) for k in keys if k in self.pieces})
+                result = await self._partial_sync(fold, start)
+        except BaseException as e:
+            self.applied = None  # the kernel state is unknown: the next sync is a full one
+            if isinstance(e, NftError) and self.metrics:
+                self.metrics.restore_failures.inc()
+            raise
         if self.nft is not None and self.clear_conntrack:
             await conntrack.delete_flows(fold.stale_flows(self.snapshot))
-        result = NftSyncResult(full, written, deleted, elements, compute_done - start,
-                               restore_done - compute_done, text)
         if self.metrics is not None:
             self.metrics.observe_sync(full, fold.changes, time.perf_counter() - start)
         self.last_result = result
         return result
 
-    def _desired(self) -> Applied:
+    async def _full_sync(self, fold: LazyFold, start: float) -> NftSyncResult:
+        t, cfg = self.cfg.table, self.cfg
+        snapshot, pieces = self.snapshot, self.pieces
+        pieces.clear()
         desired = Applied()
-        for piece in self.pieces.values():
-            desired.chains.update(piece.chains)
-            desired.sets.update(piece.sets)
-            for m, elems in piece.elements.items():
-                desired.elements[m].update(elems)
-        return desired
-
-    def _full_text(self, desired: Applied) -> tuple[str, int, int, int]:
-        t = self.cfg.table
-        out = [f"add table ip {t}", f"delete table ip {t}", f"add table ip {t}"]
-        for name, (decl, rules) in base_chains(self.cfg).items():
-            out.append(f"add chain ip {t} {name} {{ {decl} ; }}" if decl else f"add chain ip {t} {name}")
+        stream = await self.nft.open() if self.nft is not None else None
+        compute = 0.0
+        chunks: list[str] = []
+        out = [f"add table ip {t}", f"delete table ip {t}", f"table ip {t} {{"]
+        for name, (decl, rules) in base_chains(cfg).items():
+            body = ([decl] if decl else []) + list(rules)
+            out.append(f"chain {name} {{ " + " ; ".join(body) + " ; }")
         for name, spec in MAPS.items():
-            out.append(f"add map ip {t} {name} {{ type {spec} ; }}")
-        for name, timeout in sorted(desired.sets.items()):
-            out.append(_set_decl(t, name, timeout))
-        for name in sorted(desired.chains):
-            out.append(f"add chain ip {t} {name}")
-        for name, (_, rules) in base_chains(self.cfg).items():
-            out.extend(f"add rule ip {t} {name} {r}" for r in rules)
-        for name in sorted(desired.chains):
-            out.extend(f"add rule ip {t} {name} {r}" for r in desired.chains[name])
-        count = 0
-        for m, elems in desired.elements.items():
-            if elems:
-                out.append(f"add element ip {t} {m} {{ " + " , ".join(f"{k} : {v}" for k, v in elems.items()) + " }")
-                count += len(elems)
-        return "\n".join(out) + "\n", len(desired.chains), 0, count
+            out.append(f"map {name} {{ type {spec} ; }}")
+        for name, spec in SETS.items():
+            out.append(f"set {name} {{ type {spec} ; }}")
+        out.append("}")
+        paused_gc = gc.isenabled()
+        if paused_gc:
+            gc.disable()  # hundreds of thousands of small objects: collect once, after
+        try:
+            mark = time.perf_counter()
+            unchanged = sorted(snapshot.services)  # folded by earlier syncs: taken first
 
-    def _partial_text(self, desired: Applied, keys: set[str], old_pieces: dict[str, NftPiece]) -> tuple[str, int, int, int]:
+            def port_keys() -> Iterator[str]:
+                yield from unchanged
+                while not fold.done:
+                    yield from fold.next_ports()
+
+            block: list[str] = []
+            for key in port_keys():
+                piece = service_port_piece(cfg, snapshot.services[key], snapshot.endpoints.get(key, ()))
+                pieces[key] = piece
+                desired.add(key, piece)
+                for name, timeout in piece.sets.items():
+                    block.append(f"set {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}")
+                for name, rules in piece.chains.items():
+                    block.append(f"chain {name} {{ " + " ; ".join(rules) + " ; }")
+                if len(block) >= BATCH:
+                    out += [f"table ip {t} {{", *block, "}"]
+                    text = "\n".join(out) + "\n"
+                    block, out = [], []
+                    chunks.append(text)
+                    if stream is not None:
+                        compute += time.perf_counter() - mark
+                        await stream.write(text)
+                        mark = time.perf_counter()
+            if block:
+                out += [f"table ip {t} {{", *block, "}"]
+            for m, claims in desired.claims.items():
+                if claims:
+                    out.append(f"add element ip {t} {m} {{ "
+                               + " , ".join(f"{k} : {_effective(c)}" for k, c in claims.items()) + " }")
+            if desired.hairpin:
+                out.append(f"add element ip {t} {HAIRPIN} {{ " + " , ".join(f"{ip} . {ip}" for ip in desired.hairpin) + " }")
+            text = "\n".join(out) + "\n"
+            chunks.append(text)
+            compute += time.perf_counter() - mark
+            if stream is not None:
+                await stream.write(text)
+                await stream.close()
+                stream = None
+        finally:
+            if stream is not None:
+                await stream.abort()
+            if not fold.done:
+                fold.abandon()  # what was not folded stays pending for the next sync
+            if paused_gc:
+                gc.enable()
+        self.applied = desired
+        elements = sum(len(c) for c in desired.claims.values()) + len(desired.hairpin)
+        wall = time.perf_counter() - start
+        return NftSyncResult(True, len(desired.chains), 0, elements, compute, wall - compute, "".join(chunks))
+
+    async def _partial_sync(self, fold: Fold[NftPiece], start: float) -> NftSyncResult:
         assert self.applied is not None
-        t, before = self.cfg.table, self.applied
+        t, applied = self.cfg.table, self.applied
+        keys, old_pieces = fold.keys, fold.old_pieces
+        new_pieces = compute_pieces(self.cfg, self.snapshot, keys)
+        self.pieces.update(new_pieces)
+        before_chains = {n: applied.chains[n] for p in old_pieces.values() for n in p.chains if n in applied.chains}
+        before_sets = {n for p in old_pieces.values() for n in p.sets if n in applied.sets}
+        touched: dict[str, dict[str, str | None]] = {m: {} for m in MAPS}  # key -> verdict before
+        touched_ips: dict[str, bool] = {}  # ip -> was in the hairpin set
+        for piece in (*old_pieces.values(), *new_pieces.values()):
+            for m, elems in piece.elements.items():
+                claims, seen = applied.claims[m], touched[m]
+                for k in elems:
+                    if k not in seen:
+                        c = claims.get(k)
+                        seen[k] = None if c is None else _effective(c)
+            for ip in piece.hairpin:
+                touched_ips.setdefault(ip, ip in applied.hairpin)
+        for k, p in old_pieces.items():
+            applied.remove(k, p)
+        for k, p in new_pieces.items():
+            applied.add(k, p)
         out: list[str] = []
-        new_sets = {n: s for n, s in desired.sets.items() if n not in before.sets}
-        out.extend(_set_decl(t, n, s) for n, s in new_sets.items())
-        changed = {}
-        for key in keys:
-            piece = self.pieces.get(key)
-            for name, rules in (piece.chains.items() if piece else ()):
-                if before.chains.get(name) != rules:
-                    changed[name] = rules
-        for name in changed:
-            out += [f"add chain ip {t} {name}", f"flush chain ip {t} {name}"]
-        for name, rules in changed.items():
-            out.extend(f"add rule ip {t} {name} {r}" for r in rules)
+        new_sets = [n for p in new_pieces.values() for n in p.sets if n not in before_sets]
+        for n in new_sets:
+            out.append(f"add set ip {t} {n} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {applied.sets[n]}s ; }}")
+        changed = {n: r for p in new_pieces.values() for n, r in p.chains.items() if before_chains.get(n) != r}
+        for n in changed:
+            out.append(f"flush chain ip {t} {n}" if n in before_chains else f"add chain ip {t} {n}")
+        for n, rules in changed.items():
+            out.extend(f"add rule ip {t} {n} {r}" for r in rules)
         elements = 0
-        for m in MAPS:
-            old, new = before.elements[m], desired.elements[m]
-            gone = [k for k, v in old.items() if new.get(k) != v]
-            added = [k for k, v in new.items() if old.get(k) != v]
+        for m, seen in touched.items():
+            claims = applied.claims[m]
+            now = {k: (_effective(claims[k]) if k in claims else None) for k in seen}
+            gone = [k for k, v in seen.items() if v is not None and now[k] != v]
+            added = [k for k, v in now.items() if v is not None and seen[k] != v]
             if gone:
                 out.append(f"delete element ip {t} {m} {{ " + " , ".join(gone) + " }")
             if added:
-                out.append(f"add element ip {t} {m} {{ " + " , ".join(f"{k} : {new[k]}" for k in added) + " }")
+                out.append(f"add element ip {t} {m} {{ " + " , ".join(f"{k} : {now[k]}" for k in added) + " }")
             elements += len(gone) + len(added)
-        stale = [n for p in old_pieces.values() for n in p.chains if n not in desired.chains and n in before.chains]
+        ips_gone = [ip for ip, was in touched_ips.items() if was and ip not in applied.hairpin]
+        ips_added = [ip for ip, was in touched_ips.items() if not was and ip in applied.hairpin]
+        if ips_gone:
+            out.append(f"delete element ip {t} {HAIRPIN} {{ " + " , ".join(f"{ip} . {ip}" for ip in ips_gone) + " }")
+        if ips_added:
+            out.append(f"add element ip {t} {HAIRPIN} {{ " + " , ".join(f"{ip} . {ip}" for ip in ips_added) + " }")
+        elements += len(ips_gone) + len(ips_added)
+        stale = [n for n in before_chains if n not in applied.chains]
         out.extend(f"flush chain ip {t} {n}" for n in stale)
         out.extend(f"delete chain ip {t} {n}" for n in stale)
-        stale_sets = [n for p in old_pieces.values() for n in p.sets if n not in desired.sets and n in before.sets]
-        out.extend(f"delete set ip {t} {n}" for n in stale_sets)
-        return ("\n".join(out) + "\n" if out else ""), len(changed), len(stale), elements
+        out.extend(f"delete set ip {t} {n}" for n in before_sets if n not in applied.sets)
+        text = "\n".join(out) + "\n" if out else ""
+        compute_done = time.perf_counter()
+        if self.nft is not None and text:
+            await self.nft.apply(text)
+        done = time.perf_counter()
+        return NftSyncResult(False, len(changed), len(stale), elements, compute_done - start,
+                             done - compute_done, text)
 
     async def cleanup(self) -> None:
         await cleanup(self.cfg.table, self.nft or Nft())
         self.applied = None
-
-
-def _set_decl(table: str, name: str, timeout: int) -> str:
-    return f"add set ip {table} {name} {{ type ipv4_addr ; flags dynamic,timeout ; timeout {timeout}s ; }}"
 
 
 async def cleanup(table: str, nft: Nft) -> bool:
