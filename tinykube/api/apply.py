@@ -10,13 +10,13 @@ writer takes over the fields it changed, and removed fields leave every set.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from tinykube.api import decoding, errors, fieldsets, meta, schema
 from tinykube.api.fieldsets import FieldPath, FieldSet
 from tinykube.api.kinds import ResourceInfo
+from tinykube.api.meta import json_copy
 
 Obj = dict[str, Any]
 
@@ -129,9 +129,10 @@ def record_update(info: ResourceInfo, old: Obj | None, new: Obj, manager: str,
         removed: FieldSet = set()
     else:
         old_set = fieldsets.field_set(root, old, subresource)
+        inner = _inner_paths(new_set)
         changed = {p for p in new_set
                    if p not in old_set
-                   or (_is_leaf(p, new_set)
+                   or (p not in inner
                        and fieldsets.value_at(old, p) != fieldsets.value_at(new, p))}
         removed = old_set - new_set
     # Changes to fields this manager owns by apply came from that apply (an apply request
@@ -152,6 +153,11 @@ def record_update(info: ResourceInfo, old: Obj | None, new: Obj, manager: str,
     return new
 
 
+def _inner_paths(paths: FieldSet) -> FieldSet:
+    """The members some other member lies below (the complement of ``_is_leaf``)."""
+    return {p[:i] for p in paths for i in range(1, len(p))} & paths
+
+
 def _is_leaf(path: FieldPath, paths: FieldSet) -> bool:
     """True when no other member lies below ``path`` (only leaves carry values)."""
     n = len(path)
@@ -167,7 +173,7 @@ def _merge(live: Any, applied: Any, node: Mapping[str, Any] | None) -> Any:
         out = dict(live)
         for key, value in applied.items():
             child = fieldsets.child_schema(node, key)
-            out[key] = _merge(live[key], value, child) if key in live else copy.deepcopy(value)
+            out[key] = _merge(live[key], value, child) if key in live else json_copy(value)
         return out
     if isinstance(applied, list) and isinstance(live, list):
         mode, keys = fieldsets.list_mode(node)
@@ -175,21 +181,21 @@ def _merge(live: Any, applied: Any, node: Mapping[str, Any] | None) -> Any:
             out_list = list(live)
             for item in applied:
                 if item not in out_list:
-                    out_list.append(copy.deepcopy(item))
+                    out_list.append(json_copy(item))
             return out_list
         if mode == "map":
             applied_keys = [fieldsets.item_key(i, keys) for i in applied]
             live_keys = [fieldsets.item_key(i, keys) for i in live]
             if None in applied_keys or None in live_keys:
-                return copy.deepcopy(applied)
+                return json_copy(applied)
             by_key = dict(zip(applied_keys, applied))
             sub = fieldsets.items_schema(node)
             merged = [_merge(item, by_key[k], sub) if k in by_key else item
                       for item, k in zip(live, live_keys)]
-            merged += [copy.deepcopy(i) for k, i in zip(applied_keys, applied)
+            merged += [json_copy(i) for k, i in zip(applied_keys, applied)
                        if k not in live_keys]
             return merged
-    return copy.deepcopy(applied)
+    return json_copy(applied)
 
 
 def _remove_dropped(obj: Obj, dropped: FieldSet, others: FieldSet, kept: FieldSet) -> None:
@@ -262,7 +268,7 @@ def server_side_apply(info: ResourceInfo, live: Obj | None, applied: Any, manage
     root = _root(info)
     sub = subresource or ""
     applied_set = fieldsets.field_set(root, applied, subresource)
-    base: Obj = copy.deepcopy(live) if live is not None else {}
+    base: Obj = json_copy(live) if live is not None else {}
     entries = read_managed_fields(live)
     mine = _entry(entries, manager, "Apply", info.api_version, sub)
     previous = set(mine.fields)

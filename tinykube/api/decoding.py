@@ -126,6 +126,95 @@ def _walk(value: Any, raw: Mapping[str, Any] | None, path: str, go_path: str, st
                 _walk(item, items, f"{path}[{i}]", go_path, struct, out)
 
 
+class _Check:
+    """A schema node compiled for ``_clean``: its Node plus its children's, memoised."""
+
+    __slots__ = ("node", "kids", "extra", "items", "nullable_items")
+
+    def __init__(self, node: schema.Node):
+        self.node = node
+        self.kids: dict[str, _Check | None] = {}
+        self.extra = _check(node.additional) if node.additional is not None else None
+        self.items = _check(node.items) if node.items is not None else None
+        self.nullable_items = node.items is None or "object" not in schema.node(node.items).types
+
+
+_CHECKS: dict[int, tuple[Mapping[str, Any], _Check]] = {}
+_PENDING = object()
+
+
+def _check(raw: Mapping[str, Any]) -> _Check:
+    cached = _CHECKS.get(id(raw))
+    if cached is not None and cached[0] is raw:
+        return cached[1]
+    compiled = _Check.__new__(_Check)
+    _CHECKS[id(raw)] = (raw, compiled)  # before the children: schemas may be recursive
+    try:
+        compiled.__init__(schema.node(raw))  # type: ignore[misc]
+    except BaseException:
+        del _CHECKS[id(raw)]
+        raise
+    return compiled
+
+
+def _clean(value: Any, check: _Check) -> bool:
+    """True when ``_walk`` would find nothing (the common case, without building paths)."""
+    node = check.node
+    if node.types and type(value) not in node.accepts and not _allows(node.types, value):
+        return False
+    if isinstance(value, dict):
+        if node.preserve_unknown:
+            return True
+        props = node.properties
+        if props:
+            kids = check.kids
+            for key, item in value.items():
+                if item is None:
+                    continue
+                kid = kids.get(key, _PENDING)
+                if kid is _PENDING:
+                    raw = props.get(key)
+                    kid = kids[key] = _check(raw) if raw is not None else None
+                if kid is None:
+                    continue
+                t = type(item)
+                if t is not dict and t is not list and t in kid.node.accepts:
+                    continue  # a scalar of an allowed type: nothing below it
+                if not _clean(item, kid):
+                    return False
+            return True
+        extra = check.extra
+        if extra is not None:
+            for item in value.values():
+                if item is not None and not _clean(item, extra):
+                    return False
+    elif isinstance(value, list):
+        items = check.items
+        if items is not None:
+            nullable = check.nullable_items
+            for item in value:
+                if item is None:
+                    if not nullable:
+                        return False
+                elif not _clean(item, items):
+                    return False
+    return True
+
+
+_ROOTS: dict[int, tuple[Mapping[str, Any], dict[str, _Check]]] = {}
+
+
+def _root_kids(root: Mapping[str, Any]) -> dict[str, _Check]:
+    """The compiled top-level properties of a kind's schema (as type_problems reads them)."""
+    cached = _ROOTS.get(id(root))
+    if cached is not None and cached[0] is root:
+        return cached[1]
+    kids = {key: _check(prop) for key, prop in (root.get("properties") or {}).items()
+            if prop is not None}
+    _ROOTS[id(root)] = (root, kids)
+    return kids
+
+
 def type_problems(info: ResourceInfo, obj: Any) -> list[TypeProblem]:
     """Every value of ``obj`` whose JSON type the kind's schema does not allow."""
     root = schema.definition_for(info)
@@ -134,6 +223,18 @@ def type_problems(info: ResourceInfo, obj: Any) -> list[TypeProblem]:
         out.append(TypeProblem("", "", "", _json_kind(obj), info.kind, obj))
         return out
     if root is None:
+        return out
+    kids = _root_kids(root)
+    for key, value in obj.items():
+        kid = kids.get(key) if value is not None else None
+        if kid is None:
+            continue
+        t = type(value)
+        if t is not dict and t is not list and t in kid.node.accepts:
+            continue
+        if not _clean(value, kid):
+            break
+    else:
         return out
     for key, value in obj.items():
         prop = (root.get("properties") or {}).get(key)

@@ -10,8 +10,11 @@ marks an element that is itself owned as well as some of its children
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Iterable, Mapping
+
+import orjson
 
 from tinykube.api import schema
 
@@ -26,7 +29,14 @@ _SYSTEM_METADATA = ("name", "namespace", "generateName", "uid", "resourceVersion
 
 
 def _dumps(value: Any) -> str:
+    if value is None or type(value) in (int, bool) or (type(value) is str and len(value) <= 256):
+        return _dumps_scalar(value)
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+@functools.lru_cache(maxsize=8192, typed=True)
+def _dumps_scalar(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def child_schema(node: Mapping[str, Any] | None, key: str) -> Mapping[str, Any] | None:
@@ -140,6 +150,13 @@ def field_set(root: Mapping[str, Any] | None, obj: Mapping[str, Any],
 
 
 def _elem_text(elem: Elem) -> str:
+    value = elem[1]
+    if type(value) is str and len(value) > 256:  # keep the memo small
+        return _elem_text_of(elem)
+    return _elem_text_cached(elem)
+
+
+def _elem_text_of(elem: Elem) -> str:
     kind, value = elem
     if kind == "f":
         return f"f:{value}"
@@ -150,7 +167,14 @@ def _elem_text(elem: Elem) -> str:
     return f"i:{value}"
 
 
+_elem_text_cached = functools.lru_cache(maxsize=16384)(_elem_text_of)
+
+
 def _parse_elem(text: str) -> Elem:
+    return _parse_elem_of(text) if len(text) > 256 else _parse_elem_cached(text)
+
+
+def _parse_elem_of(text: str) -> Elem:
     kind, _, rest = text.partition(":")
     if kind == "f":
         return ("f", rest)
@@ -164,18 +188,29 @@ def _parse_elem(text: str) -> Elem:
     raise ValueError(f"invalid field path element {text!r}")
 
 
+_parse_elem_cached = functools.lru_cache(maxsize=16384)(_parse_elem_of)
+
+
 def encode(paths: Iterable[FieldPath]) -> dict[str, Any]:
-    """A field set as a FieldsV1 object."""
-    members = set(paths)
+    """A field set as a FieldsV1 object (a fresh one: callers may keep and change it)."""
+    return _copy_tree(_encoded(frozenset(paths)))
+
+
+def _copy_tree(node: dict[str, Any]) -> dict[str, Any]:
+    return {k: _copy_tree(v) for k, v in node.items()}
+
+
+@functools.lru_cache(maxsize=256)
+def _encoded(members: frozenset[FieldPath]) -> dict[str, Any]:
+    """encode's result, shared (never handed out): objects of one shape have one field set."""
     tree: dict[str, Any] = {}
+    ends = []
     for path in members:
         node = tree
         for elem in path:
             node = node.setdefault(_elem_text(elem), {})
-    for path in members:
-        node = tree
-        for elem in path:
-            node = node[_elem_text(elem)]
+        ends.append(node)
+    for node in ends:
         if node and "." not in node:
             node["."] = {}
     return _sorted_tree(tree)
@@ -188,6 +223,24 @@ def _sorted_tree(node: dict[str, Any]) -> dict[str, Any]:
 
 def decode(fields: Mapping[str, Any] | None) -> FieldSet:
     """A FieldsV1 object back to a field set (malformed entries are ignored)."""
+    if type(fields) is dict:
+        try:
+            key = orjson.dumps(fields)
+        except TypeError:
+            pass
+        else:
+            if len(key) <= 65536:
+                return set(_decoded(key))
+    return _decode(fields)
+
+
+@functools.lru_cache(maxsize=512)
+def _decoded(raw: bytes) -> frozenset[FieldPath]:
+    """decode by the FieldsV1 JSON: every write of an object reads its unchanged entries."""
+    return frozenset(_decode(orjson.loads(raw)))
+
+
+def _decode(fields: Mapping[str, Any] | None) -> FieldSet:
     out: FieldSet = set()
 
     def walk(node: Mapping[str, Any], prefix: FieldPath) -> None:

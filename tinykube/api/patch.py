@@ -14,11 +14,11 @@ whole; the directives ``$patch`` (replace|delete|merge), ``$setElementOrder/<fie
 
 from __future__ import annotations
 
-import copy
 from typing import Any, Mapping
 
 from tinykube.api import errors, schema
 from tinykube.api.kinds import ResourceInfo
+from tinykube.api.meta import json_copy
 
 Obj = dict[str, Any]
 
@@ -121,12 +121,12 @@ def _remove(doc: Any, path: str, op: str = "remove") -> tuple[Any, Any]:
     return doc, parent.pop(key)
 
 
-def json_patch(obj: Any, ops: Any) -> Any:
+def json_patch(obj: Any, ops: Any, *, owned: bool = False) -> Any:
     """Apply an RFC 6902 patch (add, remove, replace, move, copy, test)."""
     if not isinstance(ops, list):
         raise errors.bad_request("json: cannot unmarshal object into Go value of type "
                                  "jsonpatch.Patch")
-    doc = copy.deepcopy(obj)
+    doc = obj if owned else json_copy(obj)
     for op in ops:
         if not isinstance(op, dict) or not isinstance(op.get("op"), str):
             raise errors.bad_request(f"json: cannot unmarshal {type(op).__name__} into Go "
@@ -136,14 +136,14 @@ def json_patch(obj: Any, ops: Any) -> Any:
         if kind in ("add", "replace", "test") and "value" not in op:
             raise _unprocessable(f"{kind} operation does not apply: missing value")
         if kind == "add":
-            doc = _add(doc, path, copy.deepcopy(op["value"]))
+            doc = _add(doc, path, json_copy(op["value"]))
         elif kind == "remove":
             doc, _ = _remove(doc, path)
         elif kind == "replace":
             _get(doc, path, "replace")
             if _pointer(path):
                 doc, _ = _remove(doc, path, "replace")
-            doc = _add(doc, path, copy.deepcopy(op["value"]), "replace")
+            doc = _add(doc, path, json_copy(op["value"]), "replace")
         elif kind == "move":
             source = op.get("from")
             if isinstance(source, str) and isinstance(path, str) and \
@@ -153,7 +153,7 @@ def json_patch(obj: Any, ops: Any) -> Any:
             doc, value = _remove(doc, source, "move")
             doc = _add(doc, path, value, "move")
         elif kind == "copy":
-            value = copy.deepcopy(_get(doc, op.get("from"), "copy"))
+            value = json_copy(_get(doc, op.get("from"), "copy"))
             doc = _add(doc, path, value, "copy")
         elif kind == "test":
             try:
@@ -179,25 +179,36 @@ def _json_equal(a: Any, b: Any) -> bool:
 # --- RFC 7386 JSON merge patch ---------------------------------------------------------
 
 
-def merge_patch(obj: Any, patch: Any) -> Any:
-    """Apply an RFC 7386 merge patch: null deletes, objects merge, anything else replaces."""
+def merge_patch(obj: Any, patch: Any, *, owned: bool = False) -> Any:
+    """Apply an RFC 7386 merge patch: null deletes, objects merge, anything else replaces.
+
+    ``owned``: ``obj`` is the caller's private copy, which may be changed and returned."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = copy.deepcopy(obj) if isinstance(obj, dict) else {}
+        return json_copy(patch)
+    result = (obj if owned else json_copy(obj)) if isinstance(obj, dict) else {}
+    _merge_into(result, patch)
+    return result
+
+
+def _merge_into(result: dict, patch: dict) -> None:
+    """merge_patch on ``result`` in place (a private copy: nothing in it is shared)."""
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
         elif isinstance(value, dict):
-            result[key] = merge_patch(result.get(key), value)
+            current = result.get(key)
+            if not isinstance(current, dict):
+                current = result[key] = {}
+            _merge_into(current, value)
         else:
-            result[key] = copy.deepcopy(value)
-    return result
+            result[key] = json_copy(value)
 
 
 # --- strategic merge patch -------------------------------------------------------------
 
 
-def strategic_merge_patch(info: ResourceInfo | None, obj: Any, patch: Any) -> Any:
+def strategic_merge_patch(info: ResourceInfo | None, obj: Any, patch: Any, *,
+                          owned: bool = False) -> Any:
     """Apply a strategic merge patch using the kind's upstream schema.
 
     Kinds without a schema (or fields the schema does not know) fall back to JSON merge
@@ -207,7 +218,7 @@ def strategic_merge_patch(info: ResourceInfo | None, obj: Any, patch: Any) -> An
         raise errors.bad_request("unable to decode the strategic merge patch: expected a "
                                  "JSON object")
     root = schema.definition_for(info) if info is not None else None
-    original = copy.deepcopy(obj) if isinstance(obj, dict) else {}
+    original = (obj if owned else json_copy(obj)) if isinstance(obj, dict) else {}
     result = _merge_map(original, patch, root)
     return {} if result is _DELETE else result
 
@@ -268,7 +279,7 @@ def _merge_map(original: Obj, patch: Obj, node_schema: Mapping[str, Any] | None)
         elif isinstance(value, list):
             original[key] = _merge_list(original.get(key), value, prop)
         else:
-            original[key] = copy.deepcopy(value)
+            original[key] = json_copy(value)
     for field, order in orders.items():
         if isinstance(original.get(field), list):
             original[field] = _apply_order(original[field], order,
@@ -294,7 +305,7 @@ def _strip_directives(value: Any) -> Any:
                 and not k.startswith(DELETE_FROM_PRIMITIVE_LIST)}
     if isinstance(value, list):
         return [_strip_directives(v) for v in value]
-    return copy.deepcopy(value)
+    return json_copy(value)
 
 
 def _merge_list(original: Any, patch: list, prop: Mapping[str, Any] | None) -> list:
@@ -312,7 +323,7 @@ def _merge_list(original: Any, patch: list, prop: Mapping[str, Any] | None) -> l
         # A list of primitives with the merge strategy (e.g. finalizers): union.
         for v in patch:
             if not any(_json_equal(v, c) for c in current):
-                current.append(copy.deepcopy(v))
+                current.append(json_copy(v))
         return current
     item_schema = schema.resolve((schema.resolve(prop) or {}).get("items")) if prop else None
     for item in patch:
@@ -330,7 +341,7 @@ def _merge_list(original: Any, patch: list, prop: Mapping[str, Any] | None) -> l
         if idx is None:
             current.append(_strip_directives(item))
         else:
-            merged = _merge_map(copy.deepcopy(current[idx]), item, item_schema)
+            merged = _merge_map(json_copy(current[idx]), item, item_schema)
             if merged is _DELETE:
                 current.pop(idx)
             else:

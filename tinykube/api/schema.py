@@ -111,7 +111,12 @@ class Node:
     additional: Mapping[str, Any] | None
     preserve_unknown: bool
     ref: str | None
+    # The Python types ``types`` certainly allows (exact types; others need a closer look).
+    accepts: frozenset[type] = frozenset()
 
+
+_PY_TYPES = {"boolean": (bool,), "integer": (int,), "number": (int, float), "string": (str,),
+             "array": (list,), "object": (dict,)}
 
 _NODES: dict[int, tuple[Mapping[str, Any], Node]] = {}
 
@@ -123,9 +128,11 @@ def node(raw: Mapping[str, Any]) -> Node:
         return cached[1]
     resolved = resolve(raw)
     items = resolved.get("items")
-    compiled = Node(frozenset(types(resolved)), resolved.get("properties") or None,
+    kinds = frozenset(types(resolved))
+    compiled = Node(kinds, resolved.get("properties") or None,
                     items if isinstance(items, dict) else None, additional_schema(resolved),
-                    is_preserve_unknown(resolved), ref_name(raw))
+                    is_preserve_unknown(resolved), ref_name(raw),
+                    frozenset(t for kind in kinds for t in _PY_TYPES.get(kind, ())))
     _NODES[id(raw)] = (raw, compiled)
     return compiled
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from tinykube.api.errors import Cause
@@ -11,6 +10,7 @@ from tinykube.api.quantity import parse_quantity
 from tinykube.api.validate_common import (Causes, Obj, as_dict, as_list, dns_label,
                                           dns_subdomain, in_range, labels, port_name,
                                           port_number, qualified_name, supported)
+from tinykube.api.meta import json_copy
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
@@ -421,7 +421,7 @@ def _copy_images(new: list, old: list) -> None:
 def validate_pod_update(new_spec: Any, old_spec: Any) -> Causes:
     """Only images, a shorter activeDeadlineSeconds, added tolerations and a few more may
     change. Setting ``nodeName`` on an unbound pod is allowed too: it is how binding lands."""
-    new = copy.deepcopy(as_dict(new_spec))
+    new = json_copy(as_dict(new_spec))
     old = as_dict(old_spec)
     for field in ("containers", "initContainers"):
         _copy_images(as_list(new.get(field)), as_list(old.get(field)))
@@ -449,7 +449,7 @@ def validate_pod_update(new_spec: Any, old_spec: Any) -> Causes:
 
 def _restore(new: dict, old: dict, field: str) -> None:
     if field in old:
-        new[field] = copy.deepcopy(old[field])
+        new[field] = json_copy(old[field])
     else:
         new.pop(field, None)
 

@@ -23,6 +23,7 @@ from tinykube.apiserver.body import OBJECT_TYPES, media_type, parse_document, re
 from tinykube.apiserver.context import Context
 from tinykube.apiserver.listing import Selection
 from tinykube.apiserver.responses import encode_object, json_response, success_status
+from tinykube.api.meta import json_copy
 
 ORPHAN_FINALIZER = "orphan"
 FOREGROUND_FINALIZER = "foregroundDeletion"
@@ -143,7 +144,7 @@ async def delete_object(ctx: Context, name: str, opts: DeleteOptions) -> tuple[d
             if not shortened and (finalizers or grace > 0 or strategy.keeps_object(current)):
                 return current, False
         if finalizers or grace > 0 or strategy.keeps_object(current):
-            new = copy.deepcopy(current)
+            new = json_copy(current)
             new_md = meta.ensure_metadata(new)
             if not new_md.get("deletionTimestamp") or grace < (
                     new_md.get("deletionGracePeriodSeconds") or 0):

@@ -21,9 +21,39 @@ def unknown_fields(info: ResourceInfo, obj: Mapping[str, Any]) -> list[str]:
     root = schema.definition_for(info)
     if root is None:
         return []
+    if _known(root, obj):
+        return []
     found: list[str] = []
     _walk(root, obj, "", found)
     return found
+
+
+def _known(node_schema: Mapping[str, Any], value: Any) -> bool:
+    """True when ``_walk`` would find nothing (the common case, without building paths)."""
+    if isinstance(value, dict):
+        node = _node(node_schema)
+        if node.preserve_unknown:
+            return True
+        props = node.properties
+        if props:
+            if not value.keys() <= props.keys():
+                return False
+            for key, sub in value.items():
+                if isinstance(sub, (dict, list)) and not _known(props[key], sub):
+                    return False
+            return True
+        extra = node.additional
+        if extra is not None:
+            for sub in value.values():
+                if isinstance(sub, (dict, list)) and not _known(extra, sub):
+                    return False
+    elif isinstance(value, list):
+        items = _node(node_schema).items
+        if items is not None:
+            for sub in value:
+                if isinstance(sub, (dict, list)) and not _known(items, sub):
+                    return False
+    return True
 
 
 @dataclass(frozen=True)

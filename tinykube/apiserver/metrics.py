@@ -71,7 +71,23 @@ def scope(info: RequestInfo) -> str:
     return "namespace" if info.namespace else "cluster"
 
 
+def _child(metric: Any, **labels: str) -> Any:
+    """``metric.labels(**labels)``, memoised per metric (children are never removed)."""
+    key = tuple(labels.items())
+    try:
+        return metric._tinykube_children[key]
+    except AttributeError:
+        metric._tinykube_children = {}
+    except KeyError:
+        pass
+    child = metric._tinykube_children[key] = metric.labels(**labels)
+    return child
+
+
 def dry_run(info: RequestInfo) -> str:
+    uri = info.request_uri
+    if "dryRun" not in uri and "%" not in uri:
+        return ""
     values = parse_qs(urlsplit(info.request_uri).query).get("dryRun", [])
     return ",".join(sorted(values))
 
@@ -166,12 +182,12 @@ class APIServerMetrics:
         if info.audit_id in self.applies:
             self.applies.discard(info.audit_id)
             labels["verb"] = "APPLY"
-        self.requests.labels(**labels, code=str(code)).inc()
-        self.durations.labels(**labels).observe(seconds)
+        _child(self.requests, **labels, code=str(code)).inc()
+        _child(self.durations, **labels).observe(seconds)
 
     def observe_watch_events(self, info: ResourceInfo, count: int = 1) -> None:
         """For the watch handler: ``count`` events of ``info``'s kind were sent."""
-        self.watch_events.labels(group=info.group, version=info.version,
+        _child(self.watch_events, group=info.group, version=info.version,
                                  kind=info.kind).inc(count)
 
     def longrunning_gauge(self, info: RequestInfo) -> Gauge | None:
@@ -179,7 +195,7 @@ class APIServerMetrics:
         labels = request_labels(info)
         if labels["verb"] not in ("WATCH", "CONNECT"):
             return None
-        return self.longrunning.labels(**{k: labels[k] for k in LONGRUNNING_LABELS})
+        return _child(self.longrunning, **{k: labels[k] for k in LONGRUNNING_LABELS})
 
     async def refresh_storage_objects(self, store: Any, watch_cache: Any = None) -> None:
         """Set apiserver_storage_objects per kind: from the watch cache's current objects
@@ -229,7 +245,7 @@ class InstrumentedStore:
             try:
                 return await call(*args, **kwargs)
             finally:
-                histogram.labels(operation=operation, type=_storage_type(
+                _child(histogram, operation=operation, type=_storage_type(
                     args[0] if args else kwargs.get("key", kwargs.get("prefix")))).observe(
                     time.perf_counter() - started)
 
@@ -251,7 +267,7 @@ def setup(app: web.Application, server: Any) -> None:
         info: RequestInfo | None = request.get("request_info")
         if info is not None and is_apply(request):
             metrics.applies.add(info.audit_id)
-        gauges = [metrics.inflight.labels(request_kind=request_kind(request.method))]
+        gauges = [_child(metrics.inflight, request_kind=request_kind(request.method))]
         longrunning = metrics.longrunning_gauge(info) if info is not None else None
         if longrunning is not None:
             gauges.append(longrunning)

@@ -75,6 +75,22 @@ class Objects:
             raise errors.not_found(self.info, name)
         return decode(kv.value, kv.mod_revision), kv.mod_revision
 
+    async def get_twice(self, namespace: str, name: str) -> tuple[dict, dict, int] | None:
+        """(object, a second private decoding of it, mod revision), None when absent: the
+        read of a read-modify-write, whose mutation needs a copy (decoding the stored bytes
+        again is cheaper than copying the dict)."""
+        try:
+            with store_errors(self.info, name):
+                _, kv = await self.store.get(self.key(namespace, name))
+        except errors.ApiError as err:
+            if err.code == 404:
+                return None
+            raise
+        if kv is None:
+            return None
+        return decode(kv.value, kv.mod_revision), decode(kv.value, kv.mod_revision), \
+            kv.mod_revision
+
     async def get_or_none(self, namespace: str, name: str) -> tuple[dict, int] | None:
         try:
             return await self.get(namespace, name)

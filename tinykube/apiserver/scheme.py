@@ -60,13 +60,15 @@ def validate(info: ResourceInfo, obj: dict, old: dict | None) -> None:
         raise errors.invalid(info, (obj.get("metadata") or {}).get("name") or "", causes)
 
 
-def apply_patch(info: ResourceInfo, patch_type: str, current: dict, document: Any) -> dict:
+def apply_patch(info: ResourceInfo, patch_type: str, current: dict, document: Any,
+                owned: bool = False) -> dict:
+    """``owned``: ``current`` is a private copy the patch may change in place."""
     if patch_type == "json":
-        out = patch.json_patch(current, document)
+        out = patch.json_patch(current, document, owned=owned)
     elif patch_type == "merge":
-        out = patch.merge_patch(current, document)
+        out = patch.merge_patch(current, document, owned=owned)
     elif patch_type == "strategic":
-        out = patch.strategic_merge_patch(info, current, document)
+        out = patch.strategic_merge_patch(info, current, document, owned=owned)
     else:
         raise errors.unsupported_media_type(patch_type)
     if not isinstance(out, dict):

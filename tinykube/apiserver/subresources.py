@@ -19,6 +19,7 @@ from tinykube.apiserver.context import Context
 from tinykube.apiserver.deletes import DeleteOptions, delete_object
 from tinykube.apiserver.objects import Objects
 from tinykube.apiserver.responses import json_response
+from tinykube.api.meta import json_copy
 
 NODE_PROXIED = ("log", "exec", "attach", "portforward")
 SCALABLE = ("deployments", "replicasets", "statefulsets", "replicationcontrollers")
@@ -183,7 +184,7 @@ async def _update_raw(ctx: Context, mutate) -> dict:
     objects = ctx.objects
     for _ in range(writes.UPDATE_ATTEMPTS):
         current, revision = await objects.get(ctx.namespace, ctx.name)
-        desired = mutate(copy.deepcopy(current))
+        desired = mutate(json_copy(current))
         if ctx.dry_run:
             return desired
         try:

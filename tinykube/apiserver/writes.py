@@ -8,7 +8,6 @@ patches) the read-modify-write is retried on conflicts.
 
 from __future__ import annotations
 
-import copy
 from typing import Awaitable, Callable
 
 import orjson
@@ -20,6 +19,7 @@ from tinykube.apiserver.admission import CREATE, UPDATE, Attributes
 from tinykube.apiserver.body import read_object, read_patch
 from tinykube.apiserver.context import Context
 from tinykube.apiserver.responses import encode_object
+from tinykube.api.meta import json_copy
 
 GENERATE_NAME_ATTEMPTS = 8
 UPDATE_ATTEMPTS = 16
@@ -87,7 +87,7 @@ async def create_object(ctx: Context, obj: dict, dry_run: bool) -> dict:
 
 
 def _dry_run_result(obj: dict) -> dict:
-    out = copy.deepcopy(obj)
+    out = json_copy(obj)
     meta.ensure_metadata(out).pop("resourceVersion", None)
     return out
 
@@ -105,7 +105,7 @@ async def update(ctx: Context) -> web.StreamResponse:
     precondition = meta.resource_version(body)
 
     def replace(current: dict) -> dict:
-        return copy.deepcopy(body)
+        return json_copy(body)
 
     result, status = await update_object(ctx, replace, precondition, ctx.dry_run)
     return _respond(ctx, result, status, warnings)
@@ -122,15 +122,15 @@ async def update_object(ctx: Context, mutate: Mutation, precondition: str,
     """
     info = ctx.resource
     for _ in range(UPDATE_ATTEMPTS):
-        found = await ctx.objects.get_or_none(ctx.namespace, ctx.name)
+        found = await ctx.objects.get_twice(ctx.namespace, ctx.name)
         if found is None:
             if create_missing is None:
                 raise errors.not_found(info, ctx.name)
             return await create_object(ctx, create_missing(), dry_run), 201
-        current, revision = found
+        current, private, revision = found
         if precondition and precondition != str(revision):
             raise errors.conflict(info, ctx.name)
-        result = mutate(copy.deepcopy(current))
+        result = mutate(private)
         desired = await result if isinstance(result, Awaitable) else result
         stored = await _store_update(ctx, desired, current, revision, dry_run)
         if stored is not None:
@@ -216,8 +216,10 @@ async def patch(ctx: Context) -> web.StreamResponse:
     mode = ctx.field_validation
 
     def mutate(current: dict) -> dict:
+        # current is update_object's private copy: the patch may work on it in place
         patched = ctx.from_client(scheme.apply_patch(ctx.shown_resource, patch_type,
-                                                     ctx.to_client(current), document))
+                                                     ctx.to_client(current), document,
+                                                     owned=True))
         scheme.check_types(info, patched)
         warnings[:] = fieldvalidation.check(info, patched, mode)
         return patched
@@ -243,7 +245,7 @@ async def _apply(ctx: Context, document: dict, dry_run: bool) -> web.StreamRespo
                                                         manager, force))
 
     def create_missing() -> dict:
-        obj = ctx.from_client(scheme.server_side_apply(shown, None, copy.deepcopy(document),
+        obj = ctx.from_client(scheme.server_side_apply(shown, None, json_copy(document),
                                                        manager, force))
         meta.ensure_metadata(obj).setdefault("name", ctx.name)
         return obj
