@@ -4,11 +4,17 @@
     python3 bench/node.py --pods 200 --runtime fake
     python3 bench/node.py --qps 20             # create at a steady rate instead of one burst
     python3 bench/node.py --no-isolation       # process runtime without namespaces/cgroups
+    python3 bench/node.py --in-process         # the API server in the benchmark's process too
 
-An in-process API server over a temporary SQLite store and one kubelet (its own bridge
-and pod CIDR, removed at the end). Each pod runs ``sleep``; latency is measured from the
-moment the create call returned to the first watch event showing phase Running. Goal:
-p99 under 1 s for 100 pods with the process runtime. The kube-proxy part of the node
+Layout, as in every real cluster: the API server runs in its own process (``tinykube
+apiserver --store sqlite://<tmp>/store.db --secure-port 0 --write-kubeconfig ...``, a
+temporary SQLite store); the kubelet (its own bridge ``tkbbench``, pod CIDR 10.252.0.0/24
+and Service CIDR 10.253.0.0/28, outside the 10.250/10.251 ranges the tests' private
+networks use; removed at the end), the client creating the pods and the watcher share the
+benchmark's process and event loop. ``--in-process`` puts the API server in that loop too
+(the only layout before that option existed). Each pod runs ``sleep``; latency is measured
+from the moment the create call returned to the first watch event showing phase Running.
+Goal: p99 under 1 s for 100 pods with the process runtime. The kube-proxy part of the node
 benchmark, when ``tinykube.proxy.benchmark.node_proxy_benchmark`` exists, runs after.
 """
 
@@ -19,10 +25,12 @@ import asyncio
 import logging
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
-from tinykube.apiserver.server import APIServer, APIServerConfig
+from tinykube.api.errors import ApiError
 from tinykube.client.rest import Client
 from tinykube.kubelet import Kubelet, KubeletConfig
 from tinykube.kubelet.runtime.process import can_isolate
@@ -52,32 +60,106 @@ async def watch_running(client: Client, created: dict[str, float], running: dict
                 return
 
 
+class ApiServerProcess:
+    """``tinykube apiserver`` in its own process, on a free loopback port."""
+
+    def __init__(self, directory: str) -> None:
+        self.kubeconfig = os.path.join(directory, "kubeconfig")
+        self.log = open(os.path.join(directory, "apiserver.log"), "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tinykube", "apiserver", "--store", f"sqlite://{directory}/store.db",
+             "--bind-address", "127.0.0.1", "--secure-port", "0", "--write-kubeconfig", self.kubeconfig],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"tinykube apiserver exited with {self.proc.returncode}; see {self.log.name}")
+            if os.path.exists(self.kubeconfig):
+                try:
+                    async with self.client() as client:
+                        if (await client.get_raw("/readyz")).strip() == b"ok":
+                            return
+                except (ConnectionError, OSError, ValueError, ApiError) as exc:
+                    last_error = exc
+            await asyncio.sleep(0.05)
+        raise SystemExit(f"tinykube apiserver not ready after {timeout:.0f} s ({last_error}); see {self.log.name}")
+
+    def client(self) -> Client:
+        return Client.from_kubeconfig(self.kubeconfig)
+
+    async def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+class InProcessApiServer:
+    """The API server in the benchmark's own event loop (``--in-process``)."""
+
+    def __init__(self, directory: str) -> None:
+        from tinykube.apiserver.server import APIServer, APIServerConfig
+
+        self.server = APIServer(APIServerConfig(store_url=f"sqlite://{directory}/store.db",
+                                                bind_address="127.0.0.1", secure_port=0))
+
+    async def wait_ready(self) -> None:
+        await self.server.start()
+
+    def client(self) -> Client:
+        return Client(self.server.url)
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+
 async def run(args: argparse.Namespace) -> dict[str, float]:
     tmp = tempfile.TemporaryDirectory(prefix="tinykube-bench-node-")
-    server = APIServer(APIServerConfig(store_url=f"sqlite://{tmp.name}/store.db", bind_address="127.0.0.1",
-                                       secure_port=0))
-    await server.start()
-    client = Client(server.url)
-    kubelet = Kubelet(KubeletConfig(
-        node_name="bench-node", runtime=args.runtime, client=Client(server.url), root_dir=f"{tmp.name}/kubelet",
-        port=0, healthz_port=0, bridge="tkbbench", pod_cidr="10.250.250.0/24", service_cidr="10.251.250.0/28",
-        remove_bridge_on_stop=True, max_pods=max(110, args.pods + 10), cluster_dns=["10.96.0.10"],
-        isolate=False if args.no_isolation else None))
-    await kubelet.start()
-    await kubelet.registered.wait()
+    server: ApiServerProcess | InProcessApiServer
+    server = InProcessApiServer(tmp.name) if args.in_process else ApiServerProcess(tmp.name)
+    kubelet = None
+    client = None
+    try:
+        await server.wait_ready()
+        client = server.client()
+        kubelet = Kubelet(KubeletConfig(
+            node_name="bench-node", runtime=args.runtime, client=server.client(), root_dir=f"{tmp.name}/kubelet",
+            port=0, healthz_port=0, bridge="tkbbench", pod_cidr="10.252.0.0/24", service_cidr="10.253.0.0/28",
+            remove_bridge_on_stop=True, max_pods=max(110, args.pods + 10), cluster_dns=["10.96.0.10"],
+            isolate=False if args.no_isolation else None))
+        await kubelet.start()
+        await kubelet.registered.wait()
+        return await measure(args, client)
+    finally:
+        if kubelet is not None:
+            await kubelet.stop()
+            await kubelet.config.client.close()
+        if client is not None:
+            await client.close()
+        await server.stop()
+        tmp.cleanup()
+
+
+async def measure(args: argparse.Namespace, client: Client) -> dict[str, float]:
     created: dict[str, float] = {}
     running: dict[str, float] = {}
     ready = asyncio.Event()
+    rv = (await client.resource("pods").list(namespace="default"))["metadata"]["resourceVersion"]
+    watcher = asyncio.create_task(watch_running(client, created, running, args.pods, ready, rv))
+    pods = client.resource("pods")
+    started = time.monotonic()
+
+    async def create(i: int) -> None:
+        await pods.create(pod(i, "bench-node"), namespace="default")
+        created[f"bench-{i}"] = time.monotonic()
+
     try:
-        rv = (await client.resource("pods").list(namespace="default"))["metadata"]["resourceVersion"]
-        watcher = asyncio.create_task(watch_running(client, created, running, args.pods, ready, rv))
-        pods = client.resource("pods")
-        started = time.monotonic()
-
-        async def create(i: int) -> None:
-            await pods.create(pod(i, "bench-node"), namespace="default")
-            created[f"bench-{i}"] = time.monotonic()
-
         if args.qps:
             for i in range(args.pods):
                 await asyncio.sleep(max(0.0, started + i / args.qps - time.monotonic()))
@@ -86,17 +168,13 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             await asyncio.gather(*(create(i) for i in range(args.pods)))
         await asyncio.wait_for(ready.wait(), args.timeout)
         await watcher
-        total = time.monotonic() - started
-        latencies = [running[name] - created[name] for name in created]
-        return {"pods": args.pods, "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
-                "p99": percentile(latencies, 99), "max": max(latencies), "mean": statistics.mean(latencies),
-                "all_running_after": total}
     finally:
-        await kubelet.stop()
-        await kubelet.config.client.close()
-        await client.close()
-        await server.stop()
-        tmp.cleanup()
+        watcher.cancel()
+    total = time.monotonic() - started
+    latencies = [running[name] - created[name] for name in created]
+    return {"pods": args.pods, "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
+            "p99": percentile(latencies, 99), "max": max(latencies), "mean": statistics.mean(latencies),
+            "all_running_after": total}
 
 
 def main() -> None:
@@ -107,6 +185,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--no-isolation", action="store_true",
                         help="process runtime without namespaces and cgroups (as without root)")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run the API server in the benchmark's process and event loop")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     load = os.getloadavg()[0]
@@ -114,7 +194,8 @@ def main() -> None:
     mode = "burst" if not args.qps else f"{args.qps:g} pods/s"
     isolated = args.runtime == "process" and can_isolate() and not args.no_isolation
     isolation = "namespaces+cgroups" if isolated else "no isolation"
-    print(f"pod startup, {figures['pods']} pods, runtime {args.runtime} ({isolation}), {mode}: "
+    layout = "API server in-process" if args.in_process else "API server in its own process"
+    print(f"pod startup, {figures['pods']} pods, runtime {args.runtime} ({isolation}, {layout}), {mode}: "
           f"p50 {figures['p50'] * 1000:.0f} ms, p90 {figures['p90'] * 1000:.0f} ms, "
           f"p99 {figures['p99'] * 1000:.0f} ms, max {figures['max'] * 1000:.0f} ms; "
           f"all Running after {figures['all_running_after']:.2f} s (load average {load:.2f} before the run)")

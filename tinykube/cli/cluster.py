@@ -160,9 +160,37 @@ def tinykube_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "tinykube", *args]
 
 
+# kubeadm's requests for the control-plane static pods (and CoreDNS's Deployment); upstream's
+# kube-proxy DaemonSet sets none. The kubelet turns the CPU request into the pod cgroup's
+# CPU weight, so the control plane is weighed as upstream's is.
+CONTROL_PLANE_REQUESTS = {
+    "etcd": {"cpu": "100m", "memory": "100Mi"},
+    "kube-apiserver": {"cpu": "250m"},
+    "kube-controller-manager": {"cpu": "200m"},
+    "kube-scheduler": {"cpu": "100m"},
+    "coredns": {"cpu": "100m", "memory": "70Mi"},
+}
+
+
 def _static_pod(component: str, node: str, command: list[str], health_port: int,
                 health_scheme: str = "HTTP", health_path: str = "/healthz") -> dict:
-    """A control-plane static pod as kubeadm writes them: host network, critical priority."""
+    """A control-plane static pod as kubeadm writes them: host network, critical priority,
+    kubeadm's resource requests."""
+    container: dict = {
+        "name": component,
+        "image": f"tinykube/{component}:v1.32.0",
+        "command": command,
+        "livenessProbe": {
+            "httpGet": {"host": "127.0.0.1", "port": health_port, "path": health_path,
+                        "scheme": health_scheme},
+            "initialDelaySeconds": 10,
+            "periodSeconds": 10,
+            "timeoutSeconds": 15,
+            "failureThreshold": 8,
+        },
+    }
+    if component in CONTROL_PLANE_REQUESTS:
+        container["resources"] = {"requests": dict(CONTROL_PLANE_REQUESTS[component])}
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -175,19 +203,7 @@ def _static_pod(component: str, node: str, command: list[str], health_port: int,
         "spec": {
             "hostNetwork": True,
             "priorityClassName": "system-node-critical",
-            "containers": [{
-                "name": component,
-                "image": f"tinykube/{component}:v1.32.0",
-                "command": command,
-                "livenessProbe": {
-                    "httpGet": {"host": "127.0.0.1", "port": health_port, "path": health_path,
-                                "scheme": health_scheme},
-                    "initialDelaySeconds": 10,
-                    "periodSeconds": 10,
-                    "timeoutSeconds": 15,
-                    "failureThreshold": 8,
-                },
-            }],
+            "containers": [container],
         },
     }
 

@@ -5,6 +5,13 @@ owned background task drains. Repeats of an identical Event (same object, type, 
 message and source, as upstream's EventCorrelator keys them) are not re-created: the task
 PATCHes the existing Event's ``count`` and ``lastTimestamp``. When the queue is full new
 Events are dropped with a warning, as client-go's broadcaster does. ``close()`` flushes.
+
+With ``qps`` > 0 the writes go through a client-side token bucket (``burst`` tokens,
+refilled at ``qps`` per second), as the kubelet's event client does with its
+``eventRecordQPS``/``eventBurst``: past the burst, writes are delayed, never dropped, so a
+burst of pods does not put its Events ahead of the pods' status writes at the API server;
+repeats that queue up meanwhile are folded into one write. ``close()`` flushes what is
+queued without waiting for tokens.
 """
 
 from __future__ import annotations
@@ -30,6 +37,33 @@ MAX_TRACKED = 4096  # aggregation cache size (upstream's LRU holds 4096 too)
 
 Object = dict[str, Any]
 EventKey = tuple[str, ...]
+
+
+class TokenBucket:
+    """client-go's token-bucket rate limiter: ``burst`` tokens, refilled at ``qps`` per
+    second; ``wait()`` returns once a token is taken (at once while tokens are left)."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = float(qps)
+        self.burst = max(1, int(burst))
+        self.tokens = float(self.burst)
+        self._stamp = time.monotonic()
+
+    def _refill(self) -> None:
+        now = time.monotonic()
+        self.tokens = min(self.burst, self.tokens + (now - self._stamp) * self.qps)
+        self._stamp = now
+
+    def try_take(self) -> bool:
+        self._refill()
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    async def wait(self) -> None:
+        while not self.try_take():
+            await asyncio.sleep((1 - self.tokens) / self.qps)
 
 
 @dataclass
@@ -98,13 +132,15 @@ class EventRecorder:
     """Record Events for one component; call ``close()`` to flush and stop."""
 
     def __init__(self, client: Client, component: str, host: str | None = None,
-                 queue_size: int = QUEUE_SIZE) -> None:
+                 queue_size: int = QUEUE_SIZE, *, qps: float = 0.0, burst: int = 0) -> None:
         self.events = client.resource("events")
         self.component = component
         self.host = host if host is not None else socket.gethostname()
         self._queue: asyncio.Queue[_Pending | None] = asyncio.Queue(queue_size)
         self._written: dict[EventKey, _Written] = {}
         self._task: asyncio.Task[None] | None = None
+        self._limiter = TokenBucket(qps, burst or int(qps) or 1) if qps > 0 else None
+        self._flushing = False
         self.dropped = 0
 
     def event(self, obj: Object, type: str, reason: str, message: str) -> None:  # noqa: A002
@@ -126,9 +162,13 @@ class EventRecorder:
         """Write every queued Event, then stop the writer."""
         if self._task is None:
             return
-        await self._queue.put(None)
-        await self._task
-        self._task = None
+        self._flushing = True
+        try:
+            await self._queue.put(None)
+            await self._task
+        finally:
+            self._task = None
+            self._flushing = False
 
     async def _drain(self) -> None:
         while True:
@@ -136,18 +176,50 @@ class EventRecorder:
             while len(batch) < BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             stop = None in batch
-            merged: dict[EventKey, _Pending] = {}
-            for item in batch:
-                if item is None:
-                    continue
-                if item.key in merged:
-                    merged[item.key].repeats += 1
-                    merged[item.key].event["lastTimestamp"] = item.event["lastTimestamp"]
-                else:
-                    merged[item.key] = item
-            await asyncio.gather(*(self._write(p) for p in merged.values()))
+            merged = self._merge({}, batch)
+            if self._limiter is None:
+                await asyncio.gather(*(self._write(p) for p in merged.values()))
+            else:
+                await self._write_limited(merged)
             if stop:
                 return
+
+    @staticmethod
+    def _merge(merged: dict[EventKey, _Pending], items: list[_Pending | None]) -> dict[EventKey, _Pending]:
+        for item in items:
+            if item is None:
+                continue
+            if item.key in merged:
+                merged[item.key].repeats += item.repeats
+                merged[item.key].event["lastTimestamp"] = item.event["lastTimestamp"]
+            else:
+                merged[item.key] = item
+        return merged
+
+    async def _write_limited(self, merged: dict[EventKey, _Pending]) -> None:
+        """Start each write once the bucket gives a token; a repeat queued while waiting
+        joins its pending write instead of taking a token of its own."""
+        assert self._limiter is not None
+        writes: set[asyncio.Task[None]] = set()
+        while merged:
+            if not self._flushing and not self._limiter.try_take():
+                await asyncio.sleep((1 - self._limiter.tokens) / self._limiter.qps)
+                continue
+            key = next(iter(merged))
+            pending = merged.pop(key)
+            task = asyncio.ensure_future(self._write(pending))
+            writes.add(task)
+            task.add_done_callback(writes.discard)
+            # fold what arrived meanwhile into the writes still waiting (a stop marker,
+            # too, stays queued for _drain's next round)
+            while not self._queue.empty() and len(merged) < BATCH:
+                item = self._queue.get_nowait()
+                if item is None:
+                    self._queue.put_nowait(None)
+                    break
+                self._merge(merged, [item])
+        if writes:
+            await asyncio.gather(*writes)
 
     async def _write(self, pending: _Pending) -> None:
         try:

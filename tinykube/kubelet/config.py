@@ -2,8 +2,8 @@
 
 Field names and defaults are upstream's (maxPods 110, podPidsLimit -1, port 10250,
 healthzPort 10248 on 127.0.0.1, nodeStatusUpdateFrequency 10s, clusterDomain
-cluster.local); tinykube supports the cgroupfs driver only, since the hosts it targets
-run no systemd.
+cluster.local, eventRecordQPS 50, eventBurst 100); tinykube supports the cgroupfs driver
+only, since the hosts it targets run no systemd.
 """
 
 from __future__ import annotations
@@ -57,6 +57,8 @@ class KubeletConfig:
     isolate: bool | None = None  # None: namespaces and cgroups when root
     remove_bridge_on_stop: bool = False
     read_only_port: int = 0
+    event_record_qps: float = 50.0  # Event writes per second past the burst (0: no limit)
+    event_burst: int = 100
     fake_exit_codes: dict[str, int] = field(default_factory=dict)
 
 
@@ -97,6 +99,8 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "nodeStatusUpdateFrequency": ("node_status_update_frequency", parse_duration),
     "cgroupDriver": ("cgroup_driver", str),
     "cgroupRoot": ("cgroup_parent", lambda v: str(v).strip("/") or "tinykube"),
+    "eventRecordQPS": ("event_record_qps", float),
+    "eventBurst": ("event_burst", int),
 }
 # accepted and not acted on (tinykube has no webhook authn/authz on the kubelet API, no
 # image GC, no eviction manager)
@@ -134,6 +138,10 @@ def validate(cfg: KubeletConfig) -> None:
             raise ConfigError('cgroupDriver: Unsupported value: "systemd": tinykube needs the cgroupfs driver '
                               '(there is no systemd on this host); set cgroupDriver: cgroupfs')
         raise ConfigError(f'cgroupDriver: Unsupported value: "{cfg.cgroup_driver}": supported values: "cgroupfs"')
+    if cfg.event_record_qps < 0:
+        raise ConfigError(f"eventRecordQPS: Invalid value: {cfg.event_record_qps:g}: must be greater than or equal to 0")
+    if cfg.event_burst < 0:
+        raise ConfigError(f"eventBurst: Invalid value: {cfg.event_burst}: must be greater than or equal to 0")
     if cfg.max_pods <= 0:
         raise ConfigError(f"maxPods: Invalid value: {cfg.max_pods}: must be greater than 0")
     for port_field in ("port", "healthz_port"):

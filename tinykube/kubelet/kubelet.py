@@ -1,27 +1,28 @@
 """The kubelet: the node agent that registers its Node, keeps its Lease and runs its pods.
 
 ``Kubelet(KubeletConfig(...))`` with ``start()``/``stop()``. Start-up order follows
-upstream: the runtime, the kubelet server and the static pods come first (they need no API
-server: ``tinykube up`` runs the control plane as static pods), then a loop registers the
-Node until the API server answers; after that the node status and Lease heartbeats, the
-pod informer (only this node's pods, field selector ``spec.nodeName``) and the mirror pods.
+upstream: the runtime and the static pods come first (they need no API server: ``tinykube
+up`` runs the control plane as static pods; the manifest directory is watched before it is
+first read), then the kubelet server (its serving certificate is made meanwhile) and a loop
+that registers the Node until the API server answers (every 0.1 s while the connection is
+refused, with back-off on other errors); after that the node status and Lease heartbeats,
+the pod informer (only this node's pods, field selector ``spec.nodeName``) and the mirror
+pods.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tinykube.api import meta
 from tinykube.api import pods as podutil
 from tinykube.api.errors import ApiError
 from tinykube.api.quantity import cpu_millis, parse_quantity
-from tinykube.client.events import EventRecorder
-from tinykube.client.informer import Informer
-from tinykube.client.rest import Client
 from tinykube.kubelet import nodestatus, static
 from tinykube.kubelet.backoff import Backoff
 from tinykube.kubelet.config import KubeletConfig, validate
@@ -32,8 +33,14 @@ from tinykube.kubelet.podworker import PodWorkers, container_resources
 from tinykube.kubelet.probes import TITLE, Result
 from tinykube.kubelet.runtime.fake import FakeRuntime
 from tinykube.kubelet.runtime.interface import ContainerState, LinuxResources, PodSandboxConfig
+from tinykube.kubelet.runtime.cgroups import milli_cpu_to_shares
 from tinykube.kubelet.runtime.network import remove_bridge
 from tinykube.kubelet.runtime.process import ProcessRuntime
+
+if TYPE_CHECKING:
+    from tinykube.client.events import EventRecorder
+    from tinykube.client.informer import Informer
+    from tinykube.client.rest import Client
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +48,36 @@ Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
 RETRY_INITIAL = 0.2
 RETRY_MAX = 1.0  # the API server of a fresh `tinykube up` comes up within seconds
+RETRY_REFUSED = 0.1  # while the API server's port is closed
 HOST_NETWORK_WARNING = ("HostNetwork", "the process runtime runs without root: pods share the host's network "
                         "namespace, hostname and filesystem (no pod IPs, volumes are not mounted)")
 
 
 def _micro_now() -> str:
     return meta.now_micro()
+
+
+def _import_client() -> None:
+    import tinykube.client.events  # noqa: F401
+    import tinykube.client.informer  # noqa: F401
+    import tinykube.kubelet.server  # noqa: F401
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what it wraps) is a refused TCP connect: nothing listens yet."""
+    seen = 0
+    cur: BaseException | None = exc
+    while cur is not None and seen < 8:
+        if isinstance(cur, ConnectionRefusedError):
+            return True
+        os_error = getattr(cur, "os_error", None)  # aiohttp's ClientConnectorError
+        if isinstance(os_error, ConnectionRefusedError):
+            return True
+        if isinstance(os_error, OSError) and os_error.errno == errno.ECONNREFUSED:
+            return True
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return False
 
 
 class Kubelet:
@@ -78,6 +109,7 @@ class Kubelet:
         self.capacity, self.allocatable = {}, {}
         self.metrics = KubeletMetrics(self.node_name, self._running_pods, self._container_states)
         self.server = None
+        self._server_ready: asyncio.Future[None] | None = None
         self.started_at = time.time()
 
     def _make_runtime(self) -> ProcessRuntime | FakeRuntime:
@@ -97,8 +129,6 @@ class Kubelet:
 
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
-        from tinykube.kubelet.server import KubeletServer
-
         for sub in ("pods", "logs/pods", "runtime-root"):
             os.makedirs(os.path.join(self.root_dir, sub), exist_ok=True)
         if isinstance(self.runtime, ProcessRuntime):
@@ -106,19 +136,50 @@ class Kubelet:
             await self.runtime.warm_up()
         self.capacity, self.allocatable = nodestatus.machine_capacity(self.root_dir, self.config.max_pods,
                                                                       self.config.capacity)
-        if self.client is None and self.config.kubeconfig:
-            self.client = Client.from_kubeconfig(self.config.kubeconfig, user_agent=f"kubelet/{self.node_name}")
+        if isinstance(self.runtime, ProcessRuntime):
+            self.runtime.set_node_cpu(cpu_millis(self.allocatable.get("cpu", "0")))
+        if self.config.pod_manifest_path:
+            # the watch exists before the first load, so a manifest written in between is
+            # not missed; the static pods (`tinykube up`'s control plane) start before the
+            # API client is loaded and the server's certificate is made
+            directory = self.config.pod_manifest_path
+            os.makedirs(directory, exist_ok=True)
+            watch = Inotify(directory, DIR_CHANGES)
+            self._load_static_pods()
+            self._spawn(self._watch_manifests(watch), "static-pods")
+        # the HTTP client's and server's modules load on a thread (0.3-0.5 s of CPU): the
+        # static pods' workers, waiting on their shims, go on meanwhile
+        await asyncio.to_thread(_import_client)
+        if self.client is not None or self.config.kubeconfig:
+            from tinykube.client.events import EventRecorder
+            from tinykube.client.rest import Client
+
+            if self.client is None:
+                self.client = Client.from_kubeconfig(self.config.kubeconfig, user_agent=f"kubelet/{self.node_name}")
+            self.recorder = EventRecorder(self.client, "kubelet", host=self.node_name,
+                                          qps=self.config.event_record_qps, burst=self.config.event_burst)
         if self.client is not None:
-            self.recorder = EventRecorder(self.client, "kubelet", host=self.node_name)
+            # registration needs the server's port (the Node's daemonEndpoints): it waits
+            # for it, while the node is found and the API server is waited for already
+            self._server_ready = asyncio.get_running_loop().create_future()
+            self._spawn(self._run_with_api(), "api")
+        await self._start_server()
+
+    async def _start_server(self) -> None:
+        from tinykube.kubelet.server import KubeletServer
+
         self.server = KubeletServer(self)
-        await self.server.start()
+        try:
+            await self.server.start()
+        except BaseException as exc:
+            if self._server_ready is not None and not self._server_ready.done():
+                self._server_ready.set_exception(exc)
+                self._server_ready.exception()  # retrieved: only start()'s caller reports it
+            raise
         self.config.port = self.server.port
         self.config.healthz_port = self.server.healthz_port
-        if self.config.pod_manifest_path:
-            self._load_static_pods()
-            self._spawn(self._watch_manifests(), "static-pods")
-        if self.client is not None:
-            self._spawn(self._run_with_api(), "api")
+        if self._server_ready is not None and not self._server_ready.done():
+            self._server_ready.set_result(None)
 
     def _spawn(self, coro, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"kubelet-{self.node_name}-{name}"))
@@ -153,6 +214,8 @@ class Kubelet:
                 and self.node is not None:
             self.recorder.event(self.node, "Warning", *HOST_NETWORK_WARNING)
         assert self.client is not None
+        from tinykube.client.informer import Informer
+
         self.service_informer = Informer(self.client.resource("services"))
         self.pod_informer = Informer(self.client.resource("pods"), field_selector=f"spec.nodeName={self.node_name}")
         self.pod_informer.add_handlers(on_add=self._on_pod, on_update=lambda _o, n: self._on_pod(n),
@@ -164,12 +227,19 @@ class Kubelet:
         await self.pod_informer.start()
 
     async def _retry(self, fn, what: str) -> None:
+        """Call ``fn`` until it succeeds: every RETRY_REFUSED while the API server refuses
+        connections (a refused connect costs next to nothing, and `tinykube up` waits for
+        the node), with back-off up to RETRY_MAX on any other error."""
         delay = RETRY_INITIAL
         while True:
             try:
                 await fn()
                 return
             except (ApiError, ConnectionError, asyncio.TimeoutError, OSError) as exc:
+                if connection_refused(exc):
+                    log.debug("%s: %s; retrying in %.1fs", what, exc, RETRY_REFUSED)
+                    await asyncio.sleep(RETRY_REFUSED)
+                    continue
                 log.info("%s: %s; retrying in %.1fs", what, exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
@@ -194,6 +264,8 @@ class Kubelet:
         if cidr:
             self.pod_cidr = cidr
             self.runtime.set_pod_cidr(cidr)
+        if self._server_ready is not None:
+            await asyncio.shield(self._server_ready)  # the status carries the server's port
         await self._post_node_status()
         self.registered.set()
 
@@ -284,10 +356,7 @@ class Kubelet:
         self.static_pods = pods
         self._mirror_wake.set()
 
-    async def _watch_manifests(self) -> None:
-        directory = self.config.pod_manifest_path or ""
-        os.makedirs(directory, exist_ok=True)
-        watch = Inotify(directory, DIR_CHANGES)
+    async def _watch_manifests(self, watch: Inotify) -> None:
         try:
             while True:
                 await watch.wait()
@@ -413,7 +482,10 @@ class Kubelet:
     def sandbox_config(self, pod: Obj) -> PodSandboxConfig:
         spec = podutil.spec(pod)
         servers, searches, options = self.dns_config(pod)
-        res = LinuxResources(pids_limit=max(0, self.config.pod_pids_limit))
+        # upstream's ResourceConfigForPod: the pod's CPU weight is its effective CPU request
+        # (MilliCPUToShares; a BestEffort pod, with none, gets the minimum 2)
+        res = LinuxResources(pids_limit=max(0, self.config.pod_pids_limit),
+                             cpu_shares=milli_cpu_to_shares(cpu_millis(self._pod_requests(pod).get("cpu", 0))))
         limits = [container_resources(c).memory_limit_in_bytes for c in podutil.containers(pod)]
         if limits and all(limits):
             res.memory_limit_in_bytes = sum(limits)

@@ -552,6 +552,7 @@ class PodWorkers:
     def __init__(self, host: WorkerHost) -> None:
         self.host = host
         self.workers: dict[str, PodWorker] = {}
+        self.stopping = False  # stop_all() has started: no new workers
 
     def update(self, pod: Obj, source: str = "api") -> None:
         uid = meta.uid(pod)
@@ -559,6 +560,9 @@ class PodWorkers:
         if worker is None:
             if podutil.is_terminal(pod) and not meta.is_deleting(pod):
                 return  # finished before this kubelet saw it
+            if self.stopping:
+                log.info("kubelet is stopping: not starting pod %s", meta.key(pod))
+                return
             worker = self.workers[uid] = PodWorker(self.host, pod, source=source)
             worker.start()
             worker.task.add_done_callback(lambda _t, u=uid, w=worker: self._done(u, w))
@@ -585,8 +589,9 @@ class PodWorkers:
 
     async def stop_all(self) -> None:
         """Stop every pod on the node (kubelet shutdown), waiting for each to be cleaned up."""
+        self.stopping = True
         for w in list(self.workers.values()):
             w.remove()
         for w in list(self.workers.values()):
             if w.task is not None:
-                await w.task
+                await asyncio.gather(w.task, return_exceptions=True)

@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-import aiohttp
 
 from tinykube.kubelet.runtime.interface import CRIError, ExecResult
 
@@ -75,6 +74,8 @@ async def http_probe(action: Obj, container: Obj, pod_ip: str, timeout: float) -
     headers = {"User-Agent": "kube-probe/1.32", "Accept": "*/*"}
     for h in action.get("httpHeaders") or []:
         headers[h.get("name", "")] = h.get("value", "")
+    import aiohttp  # here: a kubelet starts its static pods before it loads an HTTP client
+
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session:
             async with session.get(url, headers=headers, ssl=False, allow_redirects=True) as resp:

@@ -100,8 +100,9 @@ class KubeletServer:
 
     async def start(self) -> None:
         cfg = self.kubelet.config
-        cert, key = self_signed_cert(os.path.join(self.kubelet.root_dir, "pki"), self.kubelet.node_name,
-                                     self.kubelet.host_ip)
+        # on a thread: the static pods' workers, started just before, go on meanwhile
+        cert, key = await asyncio.to_thread(self_signed_cert, os.path.join(self.kubelet.root_dir, "pki"),
+                                            self.kubelet.node_name, self.kubelet.host_ip)
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(cert, key)
         main = web.AppRunner(self.app(), access_log=None)

@@ -53,3 +53,43 @@ async def test_bad_type_is_rejected_and_full_queue_drops():
     assert rec.dropped == 1
     await rec.close()  # the write fails (nothing listens) and is logged, not raised
     await client.close()
+
+
+async def test_rate_limit_delays_writes_and_drops_none():
+    import asyncio
+    import time
+
+    async with serve_fake() as (fake, url):
+        async with Client(url) as client:
+            rec = EventRecorder(client, "kubelet", host="n1", qps=20, burst=2)
+            started = time.monotonic()
+            for i in range(6):
+                rec.event(POD, "Normal", f"R{i}", "m")
+
+            def written() -> int:
+                return sum(1 for (c, _, _) in fake.objects if c == EVENTS)
+
+            await asyncio.sleep(0.03)
+            assert written() == 2  # the burst went out at once, the rest waits for tokens
+            while written() < 6:
+                assert time.monotonic() - started < 5
+                await asyncio.sleep(0.01)
+            elapsed = time.monotonic() - started
+            assert rec.dropped == 0
+            assert elapsed >= 0.15  # 4 more tokens at 20/s
+            # repeats queued while waiting fold into one write; close() flushes at once
+            for _ in range(5):
+                rec.event(POD, "Warning", "Again", "same")
+            rec.event(POD, "Normal", "Last", "m")
+            flush = time.monotonic()
+            await rec.close()
+            assert time.monotonic() - flush < 0.5
+    events = {o["reason"]: o for (c, _, _), o in fake.objects.items() if c == EVENTS}
+    assert events["Again"]["count"] == 5 and "Last" in events
+
+
+def test_token_bucket():
+    from tinykube.client.events import TokenBucket
+
+    bucket = TokenBucket(qps=10, burst=3)
+    assert [bucket.try_take() for _ in range(4)] == [True, True, True, False]

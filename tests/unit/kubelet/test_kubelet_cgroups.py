@@ -45,3 +45,41 @@ def test_cgroup_v1_layout_and_limits(tmp_path):
     assert not cg.oom_killed("podabc")
     (tmp_path / "pids/tinykube/node-1/podabc/cgroup.procs").write_text("4242\n")
     assert cg.procs_recursive("podabc") == [4242]
+
+
+def test_cpu_shares_and_weights_as_upstream():
+    from tinykube.kubelet.runtime.cgroups import milli_cpu_to_shares, shares_to_weight
+
+    assert milli_cpu_to_shares(0) == 2  # BestEffort
+    assert milli_cpu_to_shares(1) == 2
+    assert milli_cpu_to_shares(250) == 256
+    assert milli_cpu_to_shares(2000) == 2048
+    assert milli_cpu_to_shares(10**9) == 262144
+    assert [shares_to_weight(s) for s in (2, 1024, 2048, 262144)] == [1, 39, 79, 10000]
+
+
+def test_node_cgroup_weighs_allocatable_cpu(tmp_path):
+    for controller in ("cpu", "memory", "pids"):
+        (tmp_path / controller).mkdir()
+    (tmp_path / "cpu/tinykube").mkdir()
+    (tmp_path / "cpu/tinykube/cpu.shares").write_text("4096\n")  # another, bigger node's
+    cg = CgroupManager("tinykube/node-1", mount=str(tmp_path))
+    cg.set_node_cpu_shares(2048)
+    assert read(tmp_path / "cpu/tinykube/node-1/cpu.shares") == "2048"
+    assert read(tmp_path / "cpu/tinykube/cpu.shares") == "4096\n"  # shared level: never lowered
+    (tmp_path / "cpu/tinykube/cpu.shares").write_text("1024\n")
+    cg.set_node_cpu_shares(2048)
+    assert read(tmp_path / "cpu/tinykube/cpu.shares") == "2048"
+    cg.create("podabc", LinuxResources(cpu_shares=256))
+    assert read(tmp_path / "cpu/tinykube/node-1/podabc/cpu.shares") == "256"
+
+
+def test_v2_cpu_weight(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    cg = CgroupManager("tinykube/node-1", mount=str(tmp_path))
+    cg.set_node_cpu_shares(2048)
+    assert read(tmp_path / "tinykube/node-1/cpu.weight") == "79"
+    assert read(tmp_path / "tinykube/cpu.weight") == "79"
+    cg.create("podabc", LinuxResources(cpu_shares=2))
+    assert read(tmp_path / "tinykube/node-1/podabc/cpu.weight") == "1"

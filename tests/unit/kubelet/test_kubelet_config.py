@@ -60,3 +60,14 @@ def test_durations():
     assert parse_duration("1h2m3s") == 3723
     with pytest.raises(ConfigError):
         parse_duration("ten seconds")
+
+
+def test_event_rate_limit_fields():
+    cfg = KubeletConfig(node_name="n")
+    assert (cfg.event_record_qps, cfg.event_burst) == (50.0, 100)  # upstream's defaults
+    doc = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+           "eventRecordQPS": 5, "eventBurst": 10}
+    assert apply_configuration(cfg, doc) == []
+    assert (cfg.event_record_qps, cfg.event_burst) == (5.0, 10)
+    with pytest.raises(ConfigError, match="eventRecordQPS: Invalid value: -1"):
+        apply_configuration(cfg, {**doc, "eventRecordQPS": -1})

@@ -20,6 +20,26 @@ log = logging.getLogger(__name__)
 
 CGROUP_MOUNT = "/sys/fs/cgroup"
 V1_CONTROLLERS = ("cpu", "memory", "pids")
+# upstream's pkg/kubelet/cm constants (the kernel's limits for cpu.shares)
+MIN_SHARES = 2
+MAX_SHARES = 262144
+SHARES_PER_CPU = 1024
+MILLI_CPU_TO_CPU = 1000
+
+
+def milli_cpu_to_shares(milli_cpu: int) -> int:
+    """upstream's MilliCPUToShares: 1 CPU = 1,024 shares, at least 2 (also for no request)."""
+    if milli_cpu <= 0:
+        return MIN_SHARES
+    return max(MIN_SHARES, min(MAX_SHARES, milli_cpu * SHARES_PER_CPU // MILLI_CPU_TO_CPU))
+
+
+def shares_to_weight(shares: int) -> int:
+    """cgroup v1 cpu.shares [2, 262144] -> v2 cpu.weight [1, 10000], as runc and the
+    kubelet convert it (CpuSharesToCpuWeight): 2 -> 1, 1024 -> 39, 262144 -> 10000."""
+    if shares <= 0:
+        return 0
+    return 1 + ((max(MIN_SHARES, shares) - MIN_SHARES) * 9999) // (MAX_SHARES - MIN_SHARES)
 
 
 def detect_version(mount: str = CGROUP_MOUNT) -> int:
@@ -83,6 +103,8 @@ class CgroupManager:
             base = self._controller_path("", rel)
             if res.cpu_quota > 0:
                 _write(base, "cpu.max", f"{res.cpu_quota} {res.cpu_period or 100000}")
+            if res.cpu_shares > 0:
+                _write(base, "cpu.weight", str(shares_to_weight(res.cpu_shares)))
             if res.memory_limit_in_bytes > 0:
                 _write(base, "memory.max", str(res.memory_limit_in_bytes))
                 _write(base, "memory.swap.max", "0", optional=True)
@@ -101,6 +123,27 @@ class CgroupManager:
             _write(mem, "memory.memsw.limit_in_bytes", str(res.memory_limit_in_bytes), optional=True)
         if res.pids_limit > 0:
             _write(self._controller_path("pids", rel), "pids.max", str(res.pids_limit))
+
+    def set_node_cpu_shares(self, shares: int) -> None:
+        """The node-level cgroup (``parent``, upstream's ``kubepods``) weighs the node's
+        allocatable CPU against everything else on the host. Each level of ``parent`` gets
+        it (upstream's kubepods sits directly below the root); a level another kubelet shares
+        (``tinykube`` above ``tinykube/<node>``) is only ever raised, never lowered."""
+        parts = [p for p in self.parent.split("/") if p]
+        if self.version == 2:
+            self._enable_v2_controllers("")
+        for depth in range(1, len(parts) + 1):
+            rel = "/".join(parts[:depth])
+            if self.version == 2:
+                path, name, value = os.path.join(self.mount, rel), "cpu.weight", shares_to_weight(shares)
+            else:
+                path, name, value = os.path.join(self.mount, "cpu", rel), "cpu.shares", shares
+            os.makedirs(path, exist_ok=True)
+            if depth < len(parts):
+                current = _read(path, name).strip()
+                if current.isdigit() and int(current) >= value:
+                    continue
+            _write(path, name, str(value), optional=True)
 
     def procs(self, rel: str) -> list[int]:
         path = self._controller_path("pids" if self.version == 1 else "", rel)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tinykube.kubelet.runtime import dnsfiles
-from tinykube.kubelet.runtime.cgroups import CgroupManager
+from tinykube.kubelet.runtime.cgroups import CgroupManager, milli_cpu_to_shares
 from tinykube.kubelet.runtime.execsession import ProcessExec
 from tinykube.kubelet.runtime.images import RecordedImages, image_id
 from tinykube.kubelet.runtime.interface import (
@@ -118,6 +118,10 @@ class ProcessRuntime(RecordedImages):
         self.zygote = Zygote()
         self._mountpoints: dict[str, int] = {}  # host path created as a mount point -> users
         self._io_pool: ThreadPoolExecutor | None = None
+        self._closing = False  # close() has started: no new sandboxes or containers
+        self._starting = 0  # run_pod_sandbox calls in flight
+        self._settled = asyncio.Event()  # set while none is in flight
+        self._settled.set()
         os.makedirs(os.path.join(root_dir, "runtime"), exist_ok=True)
 
     async def _io(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -155,6 +159,15 @@ class ProcessRuntime(RecordedImages):
         """Start what every pod needs before the first one arrives: the shim fork server."""
         await self.zygote.start()
 
+    def set_node_cpu(self, allocatable_milli_cpu: int) -> None:
+        """Weigh the node-level cgroup by the node's allocatable CPU (upstream's kubepods
+        cgroup: 1,024 shares per core), against every other process on the host."""
+        if self.use_cgroups and allocatable_milli_cpu > 0:
+            try:
+                self.cgroups.set_node_cpu_shares(milli_cpu_to_shares(allocatable_milli_cpu))
+            except OSError as exc:
+                log.warning("setting the node cgroup's CPU weight: %s", exc)
+
     # -- identity ------------------------------------------------------------------------
     async def version_info(self) -> dict[str, str]:
         return {"runtimeName": self.name, "runtimeVersion": self.version, "runtimeApiVersion": "v1"}
@@ -177,20 +190,39 @@ class ProcessRuntime(RecordedImages):
         return handle, await handle.first_report()
 
     # -- sandboxes -----------------------------------------------------------------------
+    def _refuse_if_closing(self, reason: str, what: str) -> None:
+        if self._closing:
+            raise CRIError(reason, f"the runtime is shutting down: {what} refused")
+
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
+        self._refuse_if_closing("FailedCreatePodSandBox", f"new pod sandbox for {config.namespace}/{config.name}")
         sid = secrets.token_hex(16)
         sdir = os.path.join(self.root_dir, "sandboxes", sid)
         sb = Sandbox(sid, config, sdir, time.time())
         self.sandboxes[sid] = sb
+        self._starting += 1
+        self._settled.clear()
         try:
             await self._start_sandbox(sb)
-        except (OSError, NetworkError, CRIError) as exc:
-            await self._destroy_sandbox(sb)
-            self.sandboxes.pop(sid, None)
-            if isinstance(exc, CRIError):
+        except (OSError, NetworkError, CRIError, asyncio.CancelledError) as exc:
+            await asyncio.shield(self._discard_sandbox(sb))
+            if isinstance(exc, (CRIError, asyncio.CancelledError)):
                 raise
             raise CRIError("FailedCreatePodSandBox", f"failed to create pod sandbox: {exc}") from exc
+        finally:
+            self._starting -= 1
+            if not self._starting:
+                self._settled.set()
         return sid
+
+    async def _discard_sandbox(self, sb: Sandbox) -> None:
+        """Undo a sandbox start that failed (or was cancelled) half-way."""
+        await self._destroy_sandbox(sb)
+        if self.sandboxes.pop(sb.id, None) is not None:
+            if sb.cgroup and self.use_cgroups:
+                self.cgroups.remove(sb.cgroup)
+            shutil.rmtree(sb.dir, ignore_errors=True)
+            _unlink(os.path.join(self.root_dir, "runtime", f"sandbox-{sb.id}.spec"))
 
     async def _start_sandbox(self, sb: Sandbox) -> None:
         cfg = sb.config
@@ -248,13 +280,22 @@ class ProcessRuntime(RecordedImages):
 
     async def _destroy_sandbox(self, sb: Sandbox) -> None:
         """Kill the pod's PID namespace and cgroup, and free its network."""
+        if sb.shim is not None and not sb.pid:  # a start cut short before the shim reported
+            try:
+                msg = await asyncio.wait_for(sb.shim.first_report(), 5)
+                sb.pid = int(msg.get("pid", 0))
+            except asyncio.TimeoutError:
+                log.warning("sandbox %s: its shim never reported", sb.id)
         if sb.pid:
             _kill(sb.pid, signal.SIGKILL)
+        if sb.cgroup:  # before waiting on the shim: one that never reported its pid is in there too
+            await self.cgroups.kill_and_wait(sb.cgroup)
         if sb.shim is not None:
+            if sb.shim.command_fd is not None:  # waiting for its network: end-of-file ends it
+                os.close(sb.shim.command_fd)
+                sb.shim.command_fd = None
             await sb.shim.wait()
             sb.shim = None
-        if sb.cgroup:
-            await self.cgroups.kill_and_wait(sb.cgroup)
         if sb.ip:
             # the namespace (and with it the veth pair) goes with its last process
             await self.network.detach(sb.id, sb.ip)
@@ -290,6 +331,7 @@ class ProcessRuntime(RecordedImages):
     # -- containers ----------------------------------------------------------------------
     async def create_container(self, sandbox_id: str, config: ContainerConfig,
                                sandbox_config: PodSandboxConfig) -> str:
+        self._refuse_if_closing("CreateContainerError", f"new container {config.name}")
         sb = self._sandbox(sandbox_id)
         if not config.command:
             raise CRIError("CreateContainerError", NO_COMMAND)
@@ -361,6 +403,7 @@ class ProcessRuntime(RecordedImages):
 
     async def start_container(self, container_id: str) -> None:
         c = self._container(container_id)
+        self._refuse_if_closing("RunContainerError", f"starting container {c.config.name}")
         sb = self._sandbox(c.sandbox_id)
         cfg = c.config
         if sb.state != SandboxState.SANDBOX_READY:
@@ -500,7 +543,14 @@ class ProcessRuntime(RecordedImages):
         return await ProcessExec.start(lambda **stdio: self._start_exec(c, cmd, tty, **stdio), tty=tty, stdin=stdin)
 
     async def close(self) -> None:
-        """Stop and remove every sandbox this runtime started."""
+        """Stop and remove every sandbox this runtime started. From the first line on, new
+        sandboxes and containers are refused; sandbox starts in flight finish (or fail)
+        first, so none is left running, and the fork server is not restarted."""
+        self._closing = True
+        try:
+            await asyncio.wait_for(self._settled.wait(), 10)
+        except asyncio.TimeoutError:
+            log.warning("%d pod sandbox start(s) still in flight at close", self._starting)
         if self._io_pool is not None:  # let set-ups in flight finish before removing what they create
             pool, self._io_pool = self._io_pool, None
             await asyncio.get_running_loop().run_in_executor(None, pool.shutdown)

@@ -17,6 +17,10 @@ import sys
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 
 
+class ZygoteClosedError(OSError):
+    """spawn() after close(): the runtime is shutting down."""
+
+
 class ShimHandle:
     """One shim forked by the zygote: its report pipe tells when it started and how it ended."""
 
@@ -82,6 +86,11 @@ class Zygote:
         self.proc: asyncio.subprocess.Process | None = None
         self.sock: socket.socket | None = None
         self._lock = asyncio.Lock()
+        self.closed = False
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise ZygoteClosedError("the shim fork server is closed: the runtime is shutting down")
 
     async def start(self) -> None:
         """Start the fork server now rather than on the first spawn (an interpreter start
@@ -89,7 +98,9 @@ class Zygote:
         await self._ensure()
 
     async def _ensure(self) -> socket.socket:
+        self._check_open()
         async with self._lock:
+            self._check_open()  # close() may have run while this waited for the lock
             if self.proc is None or self.proc.returncode is not None or self.sock is None:
                 if self.sock is not None:
                     self.sock.close()
@@ -106,6 +117,7 @@ class Zygote:
     async def spawn(self, spec: dict, *, command_pipe: bool = False) -> ShimHandle:
         """Fork a shim for ``spec``; with ``command_pipe`` it also gets a pipe to read one
         command from (the sandbox waits on it for its network configuration)."""
+        self._check_open()
         sock = await self._ensure()
         read_fd, write_fd = os.pipe()
         cmd_read, cmd_write = os.pipe() if command_pipe else (None, None)
@@ -126,13 +138,17 @@ class Zygote:
         return ShimHandle(reader, transport, cmd_write)
 
     async def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()  # the zygote reads end-of-file and exits
-            self.sock = None
-        if self.proc is not None:
-            try:
-                await asyncio.wait_for(self.proc.wait(), 5)
-            except asyncio.TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-            self.proc = None
+        """Stop the fork server for good: spawn() raises from now on instead of starting a
+        new one (a pod worker still starting a sandbox must not outlive the runtime)."""
+        self.closed = True
+        async with self._lock:  # a start in flight finishes first, then is stopped here
+            if self.sock is not None:
+                self.sock.close()  # the zygote reads end-of-file and exits
+                self.sock = None
+            if self.proc is not None:
+                try:
+                    await asyncio.wait_for(self.proc.wait(), 5)
+                except asyncio.TimeoutError:
+                    self.proc.kill()
+                    await self.proc.wait()
+                self.proc = None
