@@ -13,6 +13,8 @@ import logging
 import shutil
 from dataclasses import dataclass
 
+from tinykube.proxy.stream import InputStream
+
 log = logging.getLogger(__name__)
 
 
@@ -39,56 +41,11 @@ async def run(argv: list[str], stdin: str | None = None) -> CommandResult:
     return CommandResult(proc.returncode or 0, out.decode(), err.decode())
 
 
-class RestoreStream:
+class RestoreStream(InputStream):
     """One running `iptables-restore --noflush`: `write` blocks into it, then `close`."""
 
     def __init__(self, proc: asyncio.subprocess.Process, name: str) -> None:
-        self._proc = proc
-        self._name = name
-        assert proc.stderr is not None
-        self._stderr = asyncio.ensure_future(proc.stderr.read())
-        self._broken = False
-        self.bytes_written = 0
-
-    async def write(self, text: str) -> None:
-        """Queue `text`; waits while the pipe is full. After the restore died this does
-        nothing (`close` reports its error)."""
-        if self._broken:
-            return
-        stdin = self._proc.stdin
-        assert stdin is not None
-        try:
-            stdin.write(text.encode())
-            self.bytes_written += len(text)
-            await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            self._broken = True
-
-    @property
-    def failed(self) -> bool:
-        """The restore stopped reading (it exited, normally on an error)."""
-        return self._broken or self._proc.returncode is not None
-
-    async def close(self) -> None:
-        """End the input and wait; IptablesError with the restore's stderr if it failed."""
-        stdin = self._proc.stdin
-        assert stdin is not None
-        try:
-            stdin.close()
-            await stdin.wait_closed()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        code = await self._proc.wait()
-        err = (await self._stderr).decode().strip()
-        if code != 0:
-            raise IptablesError(f"{self._name} failed: {err}")
-
-    async def abort(self) -> None:
-        """Stop the restore without committing what it has not committed yet."""
-        if self._proc.returncode is None:
-            self._proc.kill()
-        await self._proc.wait()
-        await self._stderr
+        super().__init__(proc, lambda err: IptablesError(f"{name} failed: {err}"))
 
 
 class Iptables:

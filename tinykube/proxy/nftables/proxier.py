@@ -21,6 +21,7 @@ from tinykube.proxy.model import Snapshot
 from tinykube.proxy.nftables.rules import (
     HAIRPIN, MAPS, SETS, NftConfig, NftPiece, base_chains, compute_pieces, service_port_piece,
 )
+from tinykube.proxy.stream import InputStream
 
 log = logging.getLogger(__name__)
 
@@ -31,46 +32,13 @@ class NftError(RuntimeError):
     """`nft` failed; carries its stderr."""
 
 
-class NftStream:
+class NftStream(InputStream):
     """One running `nft -f -`: `write` text into it while computing, then `close`, which
-    waits for nft to parse and commit everything as one transaction."""
+    waits for nft to parse and commit everything as one transaction; `abort` kills nft
+    before it commits, so nothing of the transaction is applied."""
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self._proc = proc
-        assert proc.stderr is not None
-        self._stderr = asyncio.ensure_future(proc.stderr.read())
-        self._broken = False
-
-    async def write(self, text: str) -> None:
-        if self._broken:
-            return
-        stdin = self._proc.stdin
-        assert stdin is not None
-        try:
-            stdin.write(text.encode())
-            await stdin.drain()
-        except (BrokenPipeError, ConnectionResetError):
-            self._broken = True  # nft exited (a parse error): `close` reports it
-
-    async def close(self) -> None:
-        stdin = self._proc.stdin
-        assert stdin is not None
-        try:
-            stdin.close()
-            await stdin.wait_closed()
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        code = await self._proc.wait()
-        err = (await self._stderr).decode().strip()
-        if code != 0:
-            raise NftError(f"nft -f failed: {err[:2000]}")
-
-    async def abort(self) -> None:
-        """Kill nft before it commits: nothing of the transaction is applied."""
-        if self._proc.returncode is None:
-            self._proc.kill()
-        await self._proc.wait()
-        await self._stderr
+        super().__init__(proc, lambda err: NftError(f"nft -f failed: {err[:2000]}"))
 
 
 class Nft:
