@@ -21,7 +21,6 @@ from tinykube.proxy.model import (
     Endpoint,
     ServicePort,
     Snapshot,
-    endpoints_for,
     merge_slices,
     object_key,
     service_ports,
@@ -146,12 +145,14 @@ class ChangeTracker:
         svc = self._services.get(svc_key)
         if svc is None:
             return []
-        merged = merge_slices(svc_key, self._slices.get(svc_key, {}).values())
+        slices = self._slices.get(svc_key)
+        merged = merge_slices(svc_key, slices.values()) if slices else {}
         keys = self._port_keys[svc_key] = []
+        services, endpoints = snapshot.services, snapshot.endpoints
         for port in service_ports(svc):
             key = port.key
-            snapshot.services[key] = port
-            snapshot.endpoints[key] = endpoints_for(port, merged)
+            services[key] = port
+            endpoints[key] = merged.get(f"{key}\0{port.protocol}", ()) if merged else ()  # endpoints_for
             keys.append(key)
         result.port_keys.update(keys)
         return keys
