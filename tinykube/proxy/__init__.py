@@ -14,7 +14,24 @@
 - `server.Proxy(ProxyConfig(...))`: the component; `tinykube proxy` is its CLI.
 """
 
-from tinykube.proxy.config import ProxyConfig
-from tinykube.proxy.server import Proxy
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from tinykube.proxy.config import ProxyConfig
+    from tinykube.proxy.server import Proxy
 
 __all__ = ["Proxy", "ProxyConfig"]
+
+
+def __getattr__(name: str) -> Any:
+    """`Proxy` and `ProxyConfig` on first use: importing a submodule (`tinykube proxy`
+    imports `config` first) does not import the whole proxy."""
+    if name == "Proxy":
+        from tinykube.proxy.server import Proxy
+
+        return Proxy
+    if name == "ProxyConfig":
+        from tinykube.proxy.config import ProxyConfig
+
+        return ProxyConfig
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import yaml
-
-from tinykube.proxy.model import ServicePort
+if TYPE_CHECKING:  # kept out of `tinykube proxy`'s start-up, before /healthz answers
+    from tinykube.proxy.model import ServicePort
 
 API_VERSION = "kubeproxy.config.k8s.io/v1alpha1"
 KIND = "KubeProxyConfiguration"
@@ -84,6 +83,8 @@ def _bind(address: str, default_port: int) -> str:
 
 def apply_file(config: ProxyConfig, path: str) -> ProxyConfig:
     """Overlay a KubeProxyConfiguration file's settings on `config`."""
+    import yaml
+
     try:
         with open(path, encoding="utf-8") as f:
             doc = yaml.safe_load(f) or {}

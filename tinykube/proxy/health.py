@@ -1,20 +1,29 @@
 """kube-proxy's HTTP endpoints: `/healthz` and `/livez` (:10256), `/metrics` (:10249).
 
 Health follows upstream's ProxierHealthServer: healthy until an update has been queued for
-longer than `health_timeout` without a successful sync behind it.
+longer than `health_timeout` without a successful sync behind it (so also while starting).
+
+`serve_healthz` answers /healthz and /livez with asyncio's streams alone: kube-proxy binds
+it first thing, before importing aiohttp and the proxier, so that its health is reported
+while the rest of it starts. As a BestEffort static pod (no CPU request, as upstream's
+DaemonSet) it gets almost no CPU while the control plane starts, and every millisecond of
+CPU before the first answer costs far more than that in wall time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import TYPE_CHECKING
 
 import orjson
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from tinykube.proxy.metrics import ProxyMetrics
+if TYPE_CHECKING:
+    from aiohttp import web
+
+    from tinykube.proxy.metrics import ProxyMetrics
 
 
 def _rfc3339(ts: float) -> str:
@@ -51,7 +60,68 @@ class ProxierHealth:
         }
 
 
+def _healthz_answer(health: ProxierHealth, path: str) -> tuple[int, bytes]:
+    if path == "/healthz":
+        now = time.time()
+        return (200 if health.healthy(now) else 503), orjson.dumps(health.body(now))
+    if path == "/livez":
+        return 200, b"ok"
+    return 404, b"404: Not Found"
+
+
+_REASONS = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
+
+
+class HealthzServer:
+    """/healthz and /livez over plain asyncio streams (one answer per connection)."""
+
+    def __init__(self, health: ProxierHealth) -> None:
+        self.health = health
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self, host: str, port: int) -> int:
+        self._server = await asyncio.start_server(self._handle, host, port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
+            path = rest.split(" ", 1)[0].split("?", 1)[0]
+            if method not in ("GET", "HEAD"):
+                status, body = 405, b""
+            else:
+                status, body = _healthz_answer(self.health, path)
+            ctype = "application/json" if path == "/healthz" and status != 404 else "text/plain; charset=utf-8"
+            writer.write(f"HTTP/1.1 {status} {_REASONS.get(status, '')}\r\nContent-Type: {ctype}\r\n"
+                         f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n"
+                         "Connection: close\r\n\r\n".encode() + (body if method != "HEAD" else b""))
+            await writer.drain()
+        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError, ValueError):
+            pass
+        finally:
+            writer.close()
+
+    async def cleanup(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+
+async def serve_healthz(health: ProxierHealth, host: str, port: int) -> tuple[HealthzServer, int]:
+    """Start /healthz and /livez on host:port (0 picks a free port); returns the server
+    (`await server.cleanup()` stops it) and the bound port."""
+    server = HealthzServer(health)
+    return server, await server.start(host, port)
+
+
 def healthz_app(health: ProxierHealth) -> web.Application:
+    """The same endpoints as an aiohttp application (for embedding)."""
+    from aiohttp import web
+
     async def healthz(_: web.Request) -> web.Response:
         now = time.time()
         status = 200 if health.healthy(now) else 503
@@ -68,6 +138,9 @@ def healthz_app(health: ProxierHealth) -> web.Application:
 
 
 def metrics_app(metrics: ProxyMetrics, health: ProxierHealth) -> web.Application:
+    from aiohttp import web
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
     async def serve_metrics(_: web.Request) -> web.Response:
         return web.Response(body=generate_latest(metrics.registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -84,6 +157,8 @@ def metrics_app(metrics: ProxyMetrics, health: ProxierHealth) -> web.Application
 
 async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Start an app on host:port (0 picks a free port); returns the runner and bound port."""
+    from aiohttp import web
+
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     try:

@@ -9,23 +9,25 @@ import dataclasses
 import logging
 import os
 import time
-from typing import Any, Callable
-
-from aiohttp import web
-
-from tinykube.api import meta
+from typing import TYPE_CHECKING, Any, Callable
 
 from tinykube.proxy.bounded import BoundedFrequencyRunner
-from tinykube.proxy.changes import ChangeTracker
 from tinykube.proxy.config import ConfigError, ProxyConfig, split_host_port
-from tinykube.proxy.health import ProxierHealth, healthz_app, metrics_app, serve
-from tinykube.proxy.iptables.proxier import IptablesProxier
-from tinykube.proxy.iptables.rules import MasqueradeConfig, RuleConfig
-from tinykube.proxy.iptables.runner import Iptables
-from tinykube.proxy.metrics import ProxyMetrics
-from tinykube.proxy.nftables.proxier import Nft, NftablesProxier
-from tinykube.proxy.nftables.rules import NftConfig
-from tinykube.proxy.userspace import UserspaceProxier, default_addresses
+from tinykube.proxy.health import ProxierHealth, serve_healthz
+
+# Start-up order (see `Proxy._start`): /healthz is served first, from this module's light
+# imports (asyncio, orjson); aiohttp, the API client and the proxier of the configured mode
+# are imported after it, in a thread, so the health server keeps answering meanwhile.
+if TYPE_CHECKING:
+    from tinykube.proxy.changes import ChangeTracker
+    from tinykube.proxy.iptables.proxier import IptablesProxier
+    from tinykube.proxy.iptables.rules import RuleConfig
+    from tinykube.proxy.metrics import ProxyMetrics
+    from tinykube.proxy.nftables.proxier import NftablesProxier
+    from tinykube.proxy.nftables.rules import NftConfig
+    from tinykube.proxy.userspace import UserspaceProxier
+
+    AnyProxier = IptablesProxier | NftablesProxier | UserspaceProxier
 
 log = logging.getLogger(__name__)
 
@@ -37,28 +39,39 @@ Object = dict[str, Any]
 
 def _masquerade_settings(config: ProxyConfig) -> dict[str, Any]:
     """ProxyConfig's values of the settings both rule modes share (the names are the same)."""
+    from tinykube.proxy.iptables.rules import MasqueradeConfig
+
     return {f.name: getattr(config, f.name) for f in dataclasses.fields(MasqueradeConfig)}
 
 
 def rule_config(config: ProxyConfig) -> RuleConfig:
+    from tinykube.proxy.iptables.rules import RuleConfig
+
     return RuleConfig(chain_prefix=config.chain_prefix, **_masquerade_settings(config))
 
 
 def nft_config(config: ProxyConfig) -> NftConfig:
+    from tinykube.proxy.nftables.rules import NftConfig
+
     return NftConfig(table=config.nftables_table, **_masquerade_settings(config))
 
 
-AnyProxier = IptablesProxier | NftablesProxier | UserspaceProxier
-
-
 def make_proxier(config: ProxyConfig, metrics: ProxyMetrics) -> AnyProxier:
-    """The proxier of the configured mode; dry runs compute rules without applying them."""
+    """The proxier of the configured mode; dry runs compute rules without applying them.
+    Only that mode's modules are imported."""
     if config.mode == "nftables":
+        from tinykube.proxy.nftables.proxier import Nft, NftablesProxier
+
         nft = None if config.dry_run else Nft(netns=config.iptables_netns)
         return NftablesProxier(nft_config(config), nft, metrics, clear_conntrack=config.clear_conntrack)
     if config.mode == "iptables":
+        from tinykube.proxy.iptables.proxier import IptablesProxier
+        from tinykube.proxy.iptables.runner import Iptables
+
         iptables = None if config.dry_run else Iptables(netns=config.iptables_netns)
         return IptablesProxier(rule_config(config), iptables, metrics, clear_conntrack=config.clear_conntrack)
+    from tinykube.proxy.userspace import UserspaceProxier, default_addresses
+
     addresses = config.userspace_addresses or default_addresses(config.bind_address)
     return UserspaceProxier(addresses, config.udp_idle_timeout)
 
@@ -69,9 +82,9 @@ class Proxy:
     def __init__(self, config: ProxyConfig) -> None:
         config.validate()
         self.config = config
-        self.metrics = ProxyMetrics()
         self.health = ProxierHealth(health_timeout=2 * config.sync_period)
-        self.proxier = make_proxier(config, self.metrics)
+        self._metrics: ProxyMetrics | None = None  # made on first use: see `_load`
+        self._proxier: AnyProxier | None = None
         self.runner = BoundedFrequencyRunner(
             "sync-runner", self._sync, config.min_sync_period, config.sync_period)
         self.healthz_port = 0
@@ -82,11 +95,35 @@ class Proxy:
         self._owns_client = False
         self._factory: Any = None
         self._runner_task: asyncio.Task[None] | None = None
-        self._servers: list[web.AppRunner] = []
+        self._servers: list[Any] = []  # each with `await cleanup()`
+
+    @property
+    def metrics(self) -> ProxyMetrics:
+        if self._metrics is None:
+            from tinykube.proxy.metrics import ProxyMetrics
+
+            self._metrics = ProxyMetrics()
+        return self._metrics
+
+    @property
+    def proxier(self) -> AnyProxier:
+        if self._proxier is None:
+            self._proxier = make_proxier(self.config, self.metrics)
+        return self._proxier
 
     @property
     def tracker(self) -> ChangeTracker:
         return self.proxier.tracker
+
+    def _load(self) -> None:
+        """Import what the proxy runs on (aiohttp, the client, the proxier) and make the
+        metrics and the proxier: run in a thread while /healthz answers."""
+        import tinykube.client.informer  # noqa: F401
+        import tinykube.client.rest  # noqa: F401
+
+        if self.config.metrics_bind_address:
+            import aiohttp.web  # noqa: F401
+        self.proxier  # noqa: B018
 
     # informer handlers: record the change, ask for a sync
     def _queue(self) -> None:
@@ -102,6 +139,8 @@ class Proxy:
         self._on_service(new)
 
     def _on_service_delete(self, svc: Object) -> None:
+        from tinykube.api import meta
+
         self.tracker.service_updated(None, key=meta.key(svc))
         self._queue()
 
@@ -125,7 +164,7 @@ class Proxy:
             raise
         self.sync_count += 1
         self.health.updated()
-        if isinstance(self.proxier, UserspaceProxier):  # the iptables proxier reports itself
+        if self.config.mode == "userspace":  # the iptables and nftables proxiers report themselves
             self.metrics.sync_duration.observe(time.perf_counter() - started)
             self.metrics.last_timestamp.set(time.time())
         async with self._sync_done:
@@ -140,18 +179,21 @@ class Proxy:
             raise
 
     async def _start(self) -> None:
+        if not self.config.dry_run and self.config.iptables_netns is None:
+            require_tools(self.config.mode)
+        await self._start_healthz()
+        if self._proxier is None:
+            await asyncio.to_thread(self._load)
         from tinykube.client.informer import InformerFactory
         from tinykube.client.rest import Client
 
-        if not self.config.dry_run and self.config.iptables_netns is None:
-            require_tools(self.config.mode)
         if self.config.client is not None:
             self._client = self.config.client
         else:
             self._client = Client.from_kubeconfig(self.config.kubeconfig, user_agent="kube-proxy",
                                                   trace_configs=[self.metrics.trace_config()])
             self._owns_client = True
-        await self._start_servers()
+        await self._start_metrics()
         self._factory = InformerFactory(self._client)
         services = self._factory.informer("services", label_selector=SERVICE_SELECTOR)
         slices = self._factory.informer("endpointslices", "discovery.k8s.io", label_selector=SERVICE_SELECTOR)
@@ -159,10 +201,12 @@ class Proxy:
         slices.add_handlers(self._on_slice, self._on_slice_update, self._on_slice_delete)
         self.health.queued()
         await self._factory.start_all()
-        if self.config.publish_configmap:
-            await self._publish_configmap()
+        # the first sync starts as soon as the caches are synced (minSyncPeriod only
+        # spaces later ones); the ConfigMap is written while it runs
         self._runner_task = asyncio.create_task(self.runner.loop(), name="kube-proxy-sync")
         self.runner.run()
+        if self.config.publish_configmap:
+            await self._publish_configmap()
 
     async def _publish_configmap(self) -> None:
         from tinykube.api.errors import ApiError
@@ -173,11 +217,15 @@ class Proxy:
         except ApiError as exc:  # e.g. not allowed to write kube-system: proxying still works
             log.warning("cannot publish the kube-proxy ConfigMap: %s", exc)
 
-    async def _start_servers(self) -> None:
+    async def _start_healthz(self) -> None:
         if self.config.healthz_bind_address:
             host, port = split_host_port(self.config.healthz_bind_address)
-            runner, self.healthz_port = await serve(healthz_app(self.health), host, port)
-            self._servers.append(runner)
+            server, self.healthz_port = await serve_healthz(self.health, host, port)
+            self._servers.append(server)
+
+    async def _start_metrics(self) -> None:
+        from tinykube.proxy.health import metrics_app, serve
+
         if self.config.metrics_bind_address:
             host, port = split_host_port(self.config.metrics_bind_address)
             runner, self.metrics_port = await serve(metrics_app(self.metrics, self.health), host, port)
@@ -206,8 +254,8 @@ class Proxy:
             self._runner_task = None
         if self._factory is not None:
             await self._factory.stop_all()
-        if isinstance(self.proxier, UserspaceProxier):
-            await self.proxier.stop()
+        if self.config.mode == "userspace" and self._proxier is not None:
+            await self._proxier.stop()  # type: ignore[union-attr]
         for runner in self._servers:
             await runner.cleanup()
         self._servers.clear()
@@ -216,8 +264,8 @@ class Proxy:
 
     async def cleanup(self) -> None:
         """Remove every iptables chain and jump (or the nftables table) this proxy installed."""
-        if isinstance(self.proxier, (IptablesProxier, NftablesProxier)):
-            await self.proxier.cleanup()
+        if self.config.mode in ("iptables", "nftables"):
+            await self.proxier.cleanup()  # type: ignore[union-attr]
 
 
 def require_tools(mode: str) -> None:
@@ -226,8 +274,16 @@ def require_tools(mode: str) -> None:
         return
     if os.geteuid() != 0:
         raise ConfigError(f"{mode} mode needs root (CAP_NET_ADMIN); use --mode userspace")
-    if mode == "iptables" and not Iptables.available():
-        raise ConfigError("iptables mode needs iptables and iptables-restore in PATH")
-    if mode == "nftables" and not Nft.available():
-        raise ConfigError("nftables mode needs nft in PATH")
+    if mode == "iptables":
+        from tinykube.proxy.iptables.runner import Iptables
+
+        if not Iptables.available():
+            raise ConfigError("iptables mode needs iptables and iptables-restore in PATH")
+        return
+    if mode == "nftables":
+        from tinykube.proxy.nftables.proxier import Nft
+
+        if not Nft.available():
+            raise ConfigError("nftables mode needs nft in PATH")
+
 
