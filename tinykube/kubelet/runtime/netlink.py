@@ -90,6 +90,17 @@ class Netlink:
                     return
                 offset += (length + 3) & ~3
 
+    def request_unless(self, benign: tuple[int, ...], msg_type: int, flags: int, body: bytes) -> bool:
+        """`request`, returning False instead of raising when the kernel answers with one
+        of the `benign` errnos (the object exists already, or is gone already)."""
+        try:
+            self.request(msg_type, flags, body)
+        except NetlinkError as exc:
+            if exc.errno in benign:
+                return False
+            raise
+        return True
+
     def add_veth(self, name: str, peer: str, peer_netns_pid: int, *, mtu: int, master: int = 0,
                  up: bool = True) -> None:
         """``ip link add NAME mtu M [master M] [up] type veth peer name PEER mtu M netns PID``."""
@@ -105,14 +116,8 @@ class Netlink:
     def add_bridge(self, name: str) -> bool:
         """``ip link add NAME type bridge``; False when it exists already."""
         linkinfo = _attr(IFLA_INFO_KIND, b"bridge")
-        try:
-            self.request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
-                         _ifinfo() + _attr(IFLA_IFNAME, _name(name)) + _attr(IFLA_LINKINFO, linkinfo))
-        except NetlinkError as exc:
-            if exc.errno == errno.EEXIST:
-                return False
-            raise
-        return True
+        return self.request_unless((errno.EEXIST,), RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL,
+                                   _ifinfo() + _attr(IFLA_IFNAME, _name(name)) + _attr(IFLA_LINKINFO, linkinfo))
 
     def set_up(self, index: int) -> None:
         """``ip link set DEV up``."""
@@ -130,23 +135,12 @@ class Netlink:
         that destination exists already (it is left alone)."""
         body = _RTMSG.pack(socket.AF_INET, prefix, 0, 0, RT_TABLE_MAIN, RTPROT_BOOT, RT_SCOPE_LINK, RTN_UNICAST, 0) \
             + _attr(RTA_DST, socket.inet_aton(network)) + _attr(RTA_OIF, _u32(index))
-        try:
-            self.request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
-        except NetlinkError as exc:
-            if exc.errno == errno.EEXIST:
-                return False
-            raise
-        return True
+        return self.request_unless((errno.EEXIST,), RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, body)
 
     def delete_link(self, name: str) -> bool:
         """``ip link del NAME``; False when there is no such link."""
-        try:
-            self.request(RTM_DELLINK, 0, _ifinfo() + _attr(IFLA_IFNAME, _name(name)))
-        except NetlinkError as exc:
-            if exc.errno in (errno.ENODEV, errno.ENOENT):
-                return False
-            raise
-        return True
+        return self.request_unless((errno.ENODEV, errno.ENOENT), RTM_DELLINK, 0,
+                                   _ifinfo() + _attr(IFLA_IFNAME, _name(name)))
 
 
 _local = threading.local()
