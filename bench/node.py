@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import statistics
@@ -134,6 +135,7 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
             remove_bridge_on_stop=True, max_pods=max(110, args.pods + 10), cluster_dns=["10.96.0.10"],
             isolate=False if args.no_isolation else None))
         await kubelet.start()
+        gc.freeze()  # as `tinykube kubelet` does once started
         await kubelet.registered.wait()
         return await measure(args, client)
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import socket
@@ -24,6 +25,7 @@ async def _run_until_signal(config: KubeletConfig) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await kubelet.start()
+    gc.freeze()  # what start-up loaded lives as long as the process: keep it out of every collection
     click.echo(f"kubelet running for node {config.node_name} (runtime {config.runtime}); "
                f"https://{config.address}:{kubelet.server.port}, healthz "
                f"http://{config.healthz_bind_address}:{kubelet.server.healthz_port}/healthz", err=True)
