@@ -58,3 +58,28 @@ async def test_memory_limit_gives_oomkilled(apiserver, kubelet_factory):
         pod = await wait_for_pod(client, "default", "hog", lambda p: podutil.phase(p) == "Failed")
     term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
     assert term["reason"] == "OOMKilled" and term["exitCode"] == 137
+
+
+async def test_container_sees_its_pod_and_only_it_is_in_its_cgroup(apiserver, kubelet_factory):
+    """/proc inside the container shows the pod's PID namespace (its PID 1 is the sandbox's
+    pause process), and the container's cgroup holds the workload, not the shim that
+    started it."""
+    kubelet = await kubelet_factory()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "pidns"},
+           "spec": {"nodeName": "node-1", "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "main", "image": "busybox", "command": ["sleep", "3600"]},
+                                   {"name": "side", "image": "busybox", "command": ["sleep", "3601"]}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        await wait_for_pod(client, "default", "pidns", podutil.is_ready)
+    worker = kubelet.workers.find("default", "pidns")
+    main = worker.container_record("main").current
+    res = await kubelet.runtime.exec_sync(main.id, ["sh", "-c", "cat /proc/1/cmdline | tr '\\0' ' '; echo; "
+                                          "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done"], 10)
+    init, *commands = res.stdout.decode().splitlines()
+    assert "shim.py" in init  # the pause process: PID 1 of the pod
+    assert "sleep 3600 " in commands and "sleep 3601 " in commands
+    assert len(commands) <= 5 and not any("pytest" in c for c in commands)  # no host process is visible
+    container = kubelet.runtime.containers[main.id]
+    procs = kubelet.runtime.cgroups.procs(container.cgroup)
+    assert procs == [main.pid]

@@ -71,6 +71,19 @@ class CgroupManager:
             return [os.path.join(self.mount, self.parent, rel)]
         return [os.path.join(self.mount, c, self.parent, rel) for c in V1_CONTROLLERS]
 
+    def own_paths(self) -> list[str]:
+        """The directories of this process's own cgroups, in ``paths()`` order: where a
+        shim that joined a container's cgroups for a moment goes back to."""
+        own: dict[str, str] = {}
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                _hierarchy, controllers, path = line.rstrip("\n").split(":", 2)
+                for controller in controllers.split(",") if controllers else [""]:
+                    own[controller] = path.lstrip("/")
+        if self.version == 2:
+            return [os.path.join(self.mount, own.get("", ""))]
+        return [os.path.join(self.mount, c, own.get(c, "")) for c in V1_CONTROLLERS]
+
     def _controller_path(self, controller: str, rel: str) -> str:
         if self.version == 2:
             return os.path.join(self.mount, self.parent, rel)

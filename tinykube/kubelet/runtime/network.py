@@ -205,13 +205,24 @@ def _setup_bridge_link(nl: netlink.Netlink, bridge: str, gateway: str, prefix: i
 def _plug_veth(nl: netlink.Netlink, host_if: str, pid: int, mtu: int, bridge: str) -> None:
     """What ``ip link add HOST mtu M type veth peer name eth0 mtu M netns PID; ip link set
     HOST master BRIDGE; ip link set HOST type bridge_slave hairpin on; ip link set HOST up``
-    does, in one RTM_NEWLINK and one sysfs write."""
-    nl.add_veth(host_if, "eth0", pid, mtu=mtu, master=socket.if_nametoindex(bridge))
+    does, in two RTM_NEWLINKs and two sysfs writes. The host end is brought up only once
+    IPv6 is off on it: pods are IPv4-only, and an IPv6 link would cost each new pod a
+    link-local address, duplicate-address detection and MLD reports through the bridge."""
+    nl.add_veth(host_if, "eth0", pid, mtu=mtu, master=socket.if_nametoindex(bridge), up=False)
     try:
+        _disable_ipv6(host_if)
         Path(f"/sys/class/net/{host_if}/brport/hairpin_mode").write_text("1\n")
+        nl.set_up(socket.if_nametoindex(host_if))
     except OSError:
         nl.delete_link(host_if)
         raise
+
+
+def _disable_ipv6(interface: str) -> None:
+    try:
+        Path(f"/proc/sys/net/ipv6/conf/{interface}/disable_ipv6").write_text("1\n")
+    except FileNotFoundError:
+        pass  # a kernel without IPv6
 
 
 async def _iptables(*args: str) -> tuple[int, str, str]:

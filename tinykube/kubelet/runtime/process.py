@@ -112,6 +112,7 @@ class ProcessRuntime(RecordedImages):
         self.network = PodNetwork(bridge, pod_cidr, service_cidr)
         self.cgroups = CgroupManager(cgroup_parent)
         self.use_cgroups = self.isolate and self.cgroups.usable
+        self._own_cgroups: list[str] | None = None
         self.sandboxes: dict[str, Sandbox] = {}
         self.containers: dict[str, Container] = {}
         self.images: dict[str, Image] = {}
@@ -230,7 +231,7 @@ class ProcessRuntime(RecordedImages):
         if own_network:
             await self.network.ensure_bridge()
             sb.ip = self.network.ipam.allocate(sb.id)
-        spec: dict = {"mode": "sandbox", "own_netns": own_network, "ip": sb.ip,
+        spec: dict = {"mode": "sandbox", "own_netns": own_network, "ip": sb.ip, "pod_proc": self.isolate,
                       "hostname": "" if cfg.host_network else (cfg.hostname or cfg.name)}
         if self.isolate and self.use_cgroups:
             sb.cgroup = f"pod{cfg.uid}"
@@ -395,11 +396,17 @@ class ProcessRuntime(RecordedImages):
         return mounts + [{"host": m.host_path, "container": m.container_path, "readonly": m.readonly}
                          for m in cfg.mounts]
 
+    def _cgroups_home(self) -> list[str]:
+        """The kubelet's own cgroups, which its fork server and so every shim inherit."""
+        if self._own_cgroups is None:
+            self._own_cgroups = self.cgroups.own_paths()
+        return self._own_cgroups
+
     def _namespaces(self, sb: Sandbox) -> dict[str, str]:
         if not self.isolate or not sb.pid:
             return {}
         return {"pid": sb.ns_path("pid"), "ipc": sb.ns_path("ipc"), "uts": sb.ns_path("uts"),
-                "net": sb.ns_path("net")}
+                "net": sb.ns_path("net"), "mnt": sb.ns_path("mnt")}
 
     async def start_container(self, container_id: str) -> None:
         c = self._container(container_id)
@@ -415,10 +422,11 @@ class ProcessRuntime(RecordedImages):
         if self.isolate:
             mounts = self._mounts(sb, cfg)
             self._make_mountpoints(c, mounts)
-            spec.update(ns=self._namespaces(sb), private_mounts=True, mount_proc=bool(sb.pid), mounts=mounts)
+            spec.update(ns=self._namespaces(sb), private_mounts=True, mounts=mounts)
         if self.use_cgroups and sb.cgroup:
             c.cgroup = f"{sb.cgroup}/{c.id[:16]}"
             spec["cgroups"] = await self._io(self.cgroups.create, c.cgroup, cfg.resources)
+            spec["cgroups_home"] = self._cgroups_home()
         c.shim, msg = await self._spawn_shim(c.id, spec)
         if "error" in msg:
             await c.shim.wait()

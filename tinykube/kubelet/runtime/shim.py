@@ -16,6 +16,7 @@ with the workload's exit code (128 + signal when killed); a container's shim als
 from __future__ import annotations
 
 import fcntl
+import gc
 import marshal
 import os
 import selectors
@@ -105,10 +106,14 @@ def setup_mounts(mounts: list[dict]) -> None:
             mount(None, target, None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
-def join_cgroups(paths: list[str]) -> None:
+def join_cgroups(paths: list[str], check: bool = True) -> None:
     for path in paths:
-        with open(os.path.join(path, "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
+        try:
+            with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            if check:
+                raise
 
 
 def enter_namespaces(ns: dict[str, str]) -> None:
@@ -161,7 +166,50 @@ def report(kind: str, value: object) -> None:
     sys.stdout.flush()
 
 
-def spawn(spec: dict, stdio: tuple[int, int, int] | None, in_new_pidns: bool) -> int:
+def spawn(spec: dict, stdio: tuple[int, int, int] | None, in_pod_pidns: bool) -> int:
+    """Start the workload; returns its PID or raises with exec's error.
+
+    A plain container in a pod's PID namespace is started with posix_spawn (vfork and
+    exec: no copy of this interpreter's memory to fault in and tear down again, which
+    was most of a container start); a TTY or another user needs a forked child."""
+    if in_pod_pidns and stdio is not None and not spec.get("tty") and spec.get("uid") is None \
+            and spec.get("gid") is None:
+        return spawn_direct(spec, stdio)
+    return spawn_forked(spec, stdio)
+
+
+def spawn_direct(spec: dict, stdio: tuple[int, int, int]) -> int:
+    """posix_spawn the workload into its cgroups: the shim joins them for the moment of
+    the spawn (the child inherits them) and then goes back to its own. Without a
+    parent-death signal the workload still dies with its pod: it lives in the pod's PID
+    namespace, whose init dies with the sandbox shim."""
+    env = spec.get("env", {})
+    path = find_executable(spec["argv"][0], env.get("PATH", os.defpath))
+    if spec.get("cwd"):
+        os.chdir(spec["cwd"])
+    cgroups = spec.get("cgroups") or []
+    join_cgroups(cgroups)
+    try:
+        return os.posix_spawn(path, spec["argv"], env, setsid=spec.get("setsid", True),
+                              file_actions=[(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio)])
+    except OSError as exc:
+        raise OSError(f'exec: "{spec["argv"][0]}": {exc.strerror or exc}') from None
+    finally:
+        join_cgroups(spec.get("cgroups_home") or [] if cgroups else [], check=False)
+
+
+def find_executable(name: str, search_path: str) -> str:
+    """The file execvpe would run for ``name`` under the container's PATH."""
+    if "/" in name:
+        return name
+    for directory in search_path.split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.access(candidate, os.X_OK) and not os.path.isdir(candidate):
+            return candidate
+    raise OSError(f'exec: "{name}": executable file not found in $PATH')
+
+
+def spawn_forked(spec: dict, stdio: tuple[int, int, int] | None) -> int:
     """Fork and exec the workload; returns its PID or raises with exec's error."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
@@ -179,8 +227,6 @@ def spawn(spec: dict, stdio: tuple[int, int, int] | None, in_new_pidns: bool) ->
                 os.setsid()
             if spec.get("cgroups"):
                 join_cgroups(spec["cgroups"])
-            if in_new_pidns and spec.get("mount_proc"):
-                mount("proc", "/proc", "proc", 0)
             if spec.get("gid") is not None:
                 os.setgroups([])
                 os.setgid(spec["gid"])
@@ -213,7 +259,7 @@ def run_container(spec: dict) -> int:
     """Run one container to completion, logging its output; the shim's exit code is its own."""
     die_with_parent()
     enter_namespaces(spec.get("ns", {}))
-    new_pidns = bool(spec.get("ns", {}).get("pid"))
+    in_pod_pidns = bool(spec.get("ns", {}).get("pid"))
     if spec.get("private_mounts"):
         setup_mounts(spec.get("mounts", []))
     log = CRILogWriter(spec["log_path"])
@@ -221,7 +267,7 @@ def run_container(spec: dict) -> int:
     errp_r, errp_w = os.pipe()
     devnull = os.open(os.devnull, os.O_RDONLY)
     try:
-        pid = spawn(spec, (devnull, out_w, errp_w), new_pidns)
+        pid = spawn(spec, (devnull, out_w, errp_w), in_pod_pidns)
     except OSError as exc:
         report("error", exc)
         write_exit(spec, 128, 0, str(exc))
@@ -281,33 +327,51 @@ def write_exit(spec: dict, code: int, sig: int, message: str) -> None:
 
 
 def run_sandbox(spec: dict) -> int:
-    """The pod's infra process: PID 1 of the pod's PID namespace, owner of its UTS/IPC."""
+    """The pod's infra process, forked by the zygote as PID 1 of a new PID namespace: it
+    owns the pod's network, UTS, IPC and mount namespaces and reaps orphans, like the
+    pause container, and is its own shim (one process per sandbox, not two)."""
     die_with_parent()
+    signal.pthread_sigmask(signal.SIG_BLOCK, PAUSE_SIGNALS)  # queued for pause(), never lost
     if spec.get("cgroups"):
         join_cgroups(spec["cgroups"])
     if spec.get("netns"):
         setns(spec["netns"])
-    flags = CLONE_NEWPID | CLONE_NEWIPC | (CLONE_NEWUTS if spec.get("hostname") else 0)
+    flags = CLONE_NEWIPC | (CLONE_NEWUTS if spec.get("hostname") else 0)
     if spec.get("own_netns"):
         flags |= CLONE_NEWNET
     unshare(flags)
-    pid = os.fork()
-    if pid == 0:
-        die_with_parent()
-        if spec.get("hostname"):
-            import socket
-            socket.sethostname(spec["hostname"])
-        pause()
-    forward_signals(pid)
-    report("pid", pid)
+    if spec.get("own_netns"):
+        ipv4_only_devices()
+    if spec.get("hostname"):
+        import socket
+        socket.sethostname(spec["hostname"])
+    host_pid = int(os.readlink("/proc/self"))  # read before the pod's own /proc hides it
+    if spec.get("pod_proc"):
+        mount_pod_proc()
+    report("pid", host_pid)
     if spec.get("own_netns") and spec.get("_cmd_fd") is not None:
         configure_on_request(spec["_cmd_fd"])
-    while True:
-        try:
-            _, status = os.waitpid(pid, 0)
-            return exit_code_of(status)[0]
-        except InterruptedError:
-            continue
+    pause()
+    return 0
+
+
+def ipv4_only_devices() -> None:
+    """Devices that arrive in this fresh network namespace (the pod's eth0) get no IPv6:
+    pods are IPv4-only, and IPv6 would cost each a link-local address, duplicate-address
+    detection and MLD reports. ``lo`` keeps ::1."""
+    try:
+        with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as f:
+            f.write("1")
+    except FileNotFoundError:
+        pass  # a kernel without IPv6
+
+
+def mount_pod_proc() -> None:
+    """Give the pod a mount namespace whose /proc shows the pod's PID namespace (this is
+    its PID 1). Containers start from a copy of it, so none has to mount /proc itself."""
+    unshare(CLONE_NEWNS)
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+    mount("proc", "/proc", "proc", 0)
 
 
 def configure_on_request(cmd_fd: int) -> None:
@@ -354,14 +418,16 @@ def configure_interfaces(ip: str, prefix: int, gateway: str) -> None:
         fcntl.ioctl(sock, SIOCADDRT, route)
 
 
+PAUSE_SIGNALS = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
+
+
 def pause() -> None:
     """Reap orphans until told to stop, like the pause container."""
-    wanted = {signal.SIGCHLD, signal.SIGTERM, signal.SIGINT}
-    signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    signal.pthread_sigmask(signal.SIG_BLOCK, PAUSE_SIGNALS)
     while True:
-        sig = signal.sigwait(wanted)
+        sig = signal.sigwait(PAUSE_SIGNALS)
         if sig != signal.SIGCHLD:
-            os._exit(0)
+            return
         while True:
             try:
                 reaped, _ = os.waitpid(-1, os.WNOHANG)
@@ -411,9 +477,14 @@ def zygote(sock_fd: int) -> int:
     """
     import array
     import socket
+    import struct  # noqa: F401  (for configure_interfaces: imported once here, not in every shim)
 
     die_with_parent()  # also loads ctypes and libc once, for every child to inherit
+    own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY)
     sock = socket.socket(fileno=sock_fd)
+    # Frozen objects are never traversed by the collector: a forked shim that collects
+    # garbage would otherwise touch, and so copy, every page it shares with the zygote.
+    gc.freeze()
     signal.signal(signal.SIGCHLD, _reap_children)
     fd_size = array.array("i").itemsize
     while True:
@@ -429,12 +500,22 @@ def zygote(sock_fd: int) -> int:
                 fds.frombytes(payload[:len(payload) - len(payload) % fd_size])
         if not fds:
             continue
-        if os.fork() == 0:
-            sock.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os._exit(_zygote_child(marshal.loads(data), list(fds)))
-        for fd in fds:
-            os.close(fd)
+        spec = marshal.loads(data)
+        sandbox = spec.get("mode") == "sandbox"
+        try:
+            if sandbox:
+                unshare(CLONE_NEWPID)  # the next child is PID 1 of a new PID namespace
+            if os.fork() == 0:
+                sock.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os._exit(_zygote_child(spec, list(fds)))
+        except OSError as exc:
+            os.write(fds[0], f"error {exc}\n".encode())
+        finally:
+            if sandbox:
+                _check(libc().setns(own_pidns, CLONE_NEWPID), "setns back to the zygote's PID namespace")
+            for fd in fds:
+                os.close(fd)
 
 
 def _reap_children(_sig: int, _frame: object) -> None:
