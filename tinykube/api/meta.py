@@ -8,6 +8,8 @@ Readers never mutate; ``ensure_metadata`` is the single writer-side entry point.
 from __future__ import annotations
 
 import copy
+import os
+import random
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -199,5 +201,13 @@ def parse_time(value: str) -> datetime:
     return parsed
 
 
+# UIDs must be unique, not secret: a PRNG seeded from the OS (again in every forked child)
+# gives them without a getrandom() call per object, which on a busy server hands the GIL
+# to another thread and waits to get it back.
+_uid_random = random.Random()
+os.register_at_fork(after_in_child=_uid_random.seed)
+
+
 def new_uid() -> str:
-    return str(uuid.uuid4())
+    """A random (version 4) UUID, as upstream gives every object."""
+    return str(uuid.UUID(int=_uid_random.getrandbits(128), version=4))

@@ -10,9 +10,10 @@ request observers receive. Parsing follows kube-apiserver's RequestInfoFactory:
 from __future__ import annotations
 
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Mapping
+
+from tinykube.api.meta import new_uid
 
 # Path segments after /namespaces/<name> that are subresources of the Namespace itself.
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
@@ -56,7 +57,7 @@ class RequestInfo:
     source_ip: str = ""
     user_agent: str = ""
     request_uri: str = ""
-    audit_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    audit_id: str = field(default_factory=new_uid)
     started: float = field(default_factory=time.time)
 
     @property
