@@ -1,6 +1,8 @@
 """The async REST client every tinykube component uses to reach the API server.
 
-One pooled aiohttp session per ``Client``; JSON is encoded and decoded with orjson. URLs are
+Unary requests go through the client's own keep-alive pool (``tinykube.client.http``, far
+cheaper per request than aiohttp); watches and followed logs stream over one aiohttp session
+per ``Client``. JSON is encoded and decoded with orjson. URLs are
 built from the kinds registry exactly as kube-apiserver serves them: ``/api/v1`` for the core
 group, ``/apis/<group>/<version>`` otherwise, and ``/namespaces/<ns>/`` for namespaced kinds.
 Every non-2xx answer becomes ``tinykube.api.errors.ApiError`` carrying the server's Status;
@@ -10,7 +12,7 @@ transport failures become ``ConnectionError``.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -20,6 +22,7 @@ import orjson
 from tinykube.api import kinds
 from tinykube.api.errors import ApiError
 from tinykube.client import pki
+from tinykube.client.http import ConnectionPool, Origin, request_target
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "strategic": "application/strategic-merge-patch+json",
@@ -31,11 +34,16 @@ PATCH_CONTENT_TYPES: dict[str, str] = {
 # Enough sockets for hundreds of concurrent requests (a scheduler binding in parallel,
 # thousands of hollow nodes renewing Leases) without opening one per request.
 DEFAULT_POOL_SIZE = 512
-# sock_connect, not connect: waiting for a free pooled connection is not a connect failure.
+# The aiohttp session's limits (streams); the unary pool keeps the same ones: 10 s to connect,
+# 60 s for a whole request. sock_connect, not connect: waiting for a free pooled connection
+# is not a connect failure.
 DEFAULT_TIMEOUT = aiohttp.ClientTimeout(total=60, sock_connect=10)
 WATCH_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None)
 
 Object = dict[str, Any]
+# Called as (code, method, host) once per request: code is the HTTP status, or "<error>"
+# when no answer came; host is "host[:port]" (the scheme's default port left out).
+RequestHook = Callable[[str, str, str], None]
 
 
 def _reason_for(code: int) -> str:
@@ -70,6 +78,14 @@ def error_from_response(code: int, body: bytes) -> ApiError:
         return ApiError.from_status(parsed)
     message = body.decode("utf-8", "replace").strip() or f"the server returned HTTP {code}"
     return ApiError(code, _reason_for(code), message)
+
+
+def _host_label(server: str) -> str:
+    """The server's "host[:port]", as request metrics label it ('' for a malformed URL)."""
+    try:
+        return Origin.parse(server).host_header
+    except ValueError:
+        return ""
 
 
 def _build_ssl(
@@ -114,19 +130,21 @@ class Client:
         cert_data: bytes | None = None,
         key_data: bytes | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
-        trace_configs: list[aiohttp.TraceConfig] | None = None,
+        on_request_done: RequestHook | None = None,
     ) -> None:
         self.server = server.rstrip("/")
         self.token = token
         self.user_agent = user_agent
         self._pool_size = pool_size
-        self._trace_configs = trace_configs  # aiohttp request hooks (e.g. rest_client metrics)
+        self._on_request_done = on_request_done  # e.g. kube-proxy's rest_client metrics
+        self._host = _host_label(self.server)
         self._ssl: ssl.SSLContext | None = None
         if self.server.startswith("https://"):
             self._ssl = _build_ssl(
                 ca_file, cert_file, key_file, insecure, ca_data, cert_data, key_data
             )
         self._session: aiohttp.ClientSession | None = None
+        self._pool: ConnectionPool | None = None
 
     @classmethod
     def from_kubeconfig(cls, path: str | None = None, context: str | None = None,
@@ -150,25 +168,37 @@ class Client:
 
     # -- lifecycle ---------------------------------------------------------------------
 
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    @property
+    def pool(self) -> ConnectionPool:
+        """The keep-alive pool for unary requests, created on first use."""
+        if self._pool is None:
+            self._pool = ConnectionPool(self.server, self._ssl, self._pool_size, self._headers())
+        return self._pool
+
     @property
     def session(self) -> aiohttp.ClientSession:
-        """The pooled session, created on first use (it needs a running event loop)."""
+        """The aiohttp session for streams, created on first use (it needs a running loop)."""
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(
                 limit=self._pool_size, limit_per_host=self._pool_size, ssl=self._ssl or False,
                 keepalive_timeout=30,
             )
-            headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
-            if self.token:
-                headers["Authorization"] = f"Bearer {self.token}"
             self._session = aiohttp.ClientSession(
-                connector=connector, headers=headers, timeout=DEFAULT_TIMEOUT,
+                connector=connector, headers=self._headers(), timeout=DEFAULT_TIMEOUT,
                 json_serialize=lambda o: orjson.dumps(o).decode(),
-                trace_configs=self._trace_configs,
             )
         return self._session
 
     async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -215,22 +245,29 @@ class Client:
         body: Any = None,
         content_type: str = "application/json",
     ) -> bytes:
+        """One request; returns the answer's body bytes, raising ApiError for HTTP >= 400."""
         data: bytes | None = None
-        headers: dict[str, str] = {}
         if body is not None:
             data = body if isinstance(body, bytes) else (
                 body.encode() if isinstance(body, str) else orjson.dumps(body))
-            headers["Content-Type"] = content_type
+        pool = self.pool
         try:
-            async with self.session.request(
-                method, self.server + path, params=params, data=data, headers=headers
-            ) as resp:
-                payload = await resp.read()
-                if resp.status >= 400:
-                    raise error_from_response(resp.status, payload)
-                return payload
-        except aiohttp.ClientConnectionError as exc:
+            resp = await pool.request(method, request_target(pool.origin, path, params), data,
+                                      content_type if data is not None else None)
+        except ConnectionError as exc:
+            self._request_done("<error>", method)
             raise ConnectionError(f"{method} {self.server}{path}: {exc}") from exc
+        except BaseException:  # a timeout or a cancellation: no answer either
+            self._request_done("<error>", method)
+            raise
+        self._request_done(str(resp.status), method)
+        if resp.status >= 400:
+            raise error_from_response(resp.status, resp.body)
+        return resp.body
+
+    def _request_done(self, code: str, method: str) -> None:
+        if self._on_request_done is not None:
+            self._on_request_done(code, method, self._host)
 
     async def get_raw(self, path: str) -> bytes:
         """GET any path (``/healthz``, ``/version``, a log) and return the body bytes."""
@@ -239,9 +276,14 @@ class Client:
     async def stream_lines(self, path: str, params: dict[str, str]) -> AsyncIterator[bytes]:
         """GET a streaming response and yield it line by line (watches, followed logs)."""
         try:
-            async with self.session.get(
-                self.server + path, params=params, timeout=WATCH_TIMEOUT
-            ) as resp:
+            try:
+                response = await self.session.get(
+                    self.server + path, params=params, timeout=WATCH_TIMEOUT)
+            except BaseException:
+                self._request_done("<error>", "GET")
+                raise
+            self._request_done(str(response.status), "GET")
+            async with response as resp:
                 if resp.status >= 400:
                     raise error_from_response(resp.status, await resp.read())
                 buffer = b""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-import aiohttp
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 if TYPE_CHECKING:
@@ -77,22 +76,8 @@ class ProxyMetrics:
         self.service_changes.inc(changes.service_changes)
         self.endpoint_changes.inc(changes.endpoint_changes)
 
-    def trace_config(self) -> aiohttp.TraceConfig:
-        """aiohttp hooks counting the API client's requests (`rest_client_requests_total`)."""
-        trace = aiohttp.TraceConfig()
-
-        def count(code: str, method: str, url: object) -> None:
-            host = getattr(url, "host_port_subcomponent", None) or ""
-            self.rest_client_requests.labels(code, method, host).inc()
-
-        async def on_end(_session: object, _ctx: object, params: aiohttp.TraceRequestEndParams) -> None:
-            count(str(params.response.status), params.method, params.url)
-
-        async def on_error(_session: object, _ctx: object,
-                           params: aiohttp.TraceRequestExceptionParams) -> None:
-            count("<error>", params.method, params.url)
-
-        trace.on_request_end.append(on_end)
-        trace.on_request_exception.append(on_error)
-        return trace
+    def count_request(self, code: str, method: str, host: str) -> None:
+        """The API client's ``on_request_done`` hook: one `rest_client_requests_total` sample
+        per request, by status code (or "<error>"), method and "host:port"."""
+        self.rest_client_requests.labels(code, method, host).inc()
 

@@ -191,7 +191,7 @@ class Proxy:
             self._client = self.config.client
         else:
             self._client = Client.from_kubeconfig(self.config.kubeconfig, user_agent="kube-proxy",
-                                                  trace_configs=[self.metrics.trace_config()])
+                                                  on_request_done=self.metrics.count_request)
             self._owns_client = True
         await self._start_metrics()
         self._factory = InformerFactory(self._client)
