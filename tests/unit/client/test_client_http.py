@@ -205,15 +205,17 @@ async def test_no_body_for_204_and_head():
     assert server.connections == 1
 
 
+async def answer_once_then_hang_up(reader, writer, index):
+    """Answer one request with the connection's index, then drop the next one unanswered."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" + str(index).encode())
+    await writer.drain()
+    await read_request(reader)
+
+
 async def test_stale_idle_connection_is_retried_once_on_a_fresh_one():
     """The server drops a kept-alive connection just as the next request goes out."""
-    async def handler(reader, writer, index):
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" + str(index).encode())
-        await writer.drain()
-        await read_request(reader)  # then hang up without answering
-
-    server = RawServer(handler)
+    server = RawServer(answer_once_then_hang_up)
     async with server as url, Client(url) as client:
         assert await client.get_raw("/") == b"1"
         assert await client.request_raw("PUT", "/", body={}) == b"2"
@@ -223,13 +225,7 @@ async def test_stale_idle_connection_is_retried_once_on_a_fresh_one():
 
 async def test_stale_connection_does_not_repeat_a_post():
     """A POST the server may have applied before hanging up is not sent a second time."""
-    async def handler(reader, writer, index):
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n" + str(index).encode())
-        await writer.drain()
-        await read_request(reader)  # then hang up without answering
-
-    server = RawServer(handler)
+    server = RawServer(answer_once_then_hang_up)
     async with server as url, Client(url) as client:
         assert await client.get_raw("/") == b"1"
         with pytest.raises(ConnectionError, match="POST"):
@@ -264,25 +260,19 @@ async def test_fresh_connection_failing_is_not_retried():
     assert server.connections == 1
 
 
-async def test_truncated_body_is_a_connection_error():
+@pytest.mark.parametrize("answer, message", [
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", "3 of 10"),  # truncated body
+    (b"garbage\r\n\r\n", "bad status line"),
+])
+async def test_broken_answer_is_a_connection_error(answer, message):
     async def handler(reader, writer, _):
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+        writer.write(answer)
 
     async with RawServer(handler) as url, Client(url) as client:
-        with pytest.raises(ConnectionError, match="3 of 10"):
+        with pytest.raises(ConnectionError, match=message):
             await client.get_raw("/")
         assert client.pool.connections == 0
-
-
-async def test_malformed_answer_is_a_connection_error():
-    async def handler(reader, writer, _):
-        await read_request(reader)
-        writer.write(b"garbage\r\n\r\n")
-
-    async with RawServer(handler) as url, Client(url) as client:
-        with pytest.raises(ConnectionError, match="bad status line"):
-            await client.get_raw("/")
 
 
 async def test_refused_connection_names_method_and_url():
