@@ -83,3 +83,22 @@ async def test_container_sees_its_pod_and_only_it_is_in_its_cgroup(apiserver, ku
     container = kubelet.runtime.containers[main.id]
     procs = kubelet.runtime.cgroups.procs(container.cgroup)
     assert procs == [main.pid]
+
+
+async def test_container_run_as_another_user_sees_its_pod(apiserver, kubelet_factory):
+    """A container with runAsUser (started by a forked child, not posix_spawn) runs as
+    that user and still sees its pod's /proc."""
+    kubelet = await kubelet_factory()
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "nobody"},
+           "spec": {"nodeName": "node-1", "restartPolicy": "Never",
+                    "securityContext": {"runAsUser": 65534, "runAsGroup": 65534},
+                    "containers": [{"name": "main", "image": "busybox", "command": [
+                        "sh", "-c", "id -u; id -g; tr '\\0' ' ' < /proc/1/cmdline; echo"]}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        await wait_for_pod(client, "default", "nobody", lambda p: podutil.phase(p) == "Succeeded")
+    status = kubelet.workers.find("default", "nobody").container_record("main").current
+    with open(status.log_path) as f:
+        lines = [line.rstrip("\n").split(" ", 3)[3] for line in f]
+    assert lines[:2] == ["65534", "65534"]
+    assert "shim.py" in lines[2]  # PID 1 is the pod's sandbox, not the host's init

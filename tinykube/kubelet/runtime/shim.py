@@ -210,7 +210,11 @@ def find_executable(name: str, search_path: str) -> str:
 
 
 def spawn_forked(spec: dict, stdio: tuple[int, int, int] | None) -> int:
-    """Fork and exec the workload; returns its PID or raises with exec's error."""
+    """Fork and exec the workload; returns its PID or raises with exec's error. The
+    executable is found before the fork: once the child is another user, it may not be
+    able to read the interpreter's own modules that a PATH walk would import."""
+    env = spec.get("env", {})
+    path = find_executable(spec["argv"][0], env.get("PATH", os.defpath))
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # child
@@ -234,7 +238,7 @@ def spawn_forked(spec: dict, stdio: tuple[int, int, int] | None) -> int:
                 os.setuid(spec["uid"])
             if spec.get("cwd"):
                 os.chdir(spec["cwd"])
-            os.execvpe(spec["argv"][0], spec["argv"], spec.get("env", {}))
+            os.execve(path, spec["argv"], env)
         except BaseException as exc:  # report any failure to exec, then die
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             os.write(err_w, f'exec: "{spec["argv"][0]}": {reason}'.encode())
