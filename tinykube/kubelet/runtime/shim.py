@@ -1,9 +1,12 @@
 """The process runtime's shim: one small process per sandbox, container or exec.
 
 Like containerd-shim it sits between the kubelet and the workload: it enters the pod's
-namespaces, sets up the container's private mounts, joins its cgroups, forks and execs the
-command, turns stdout/stderr into CRI-format log lines, forwards signals and reports the
-exit status. It runs as ``python -S shim.py SPEC`` and uses only builtin modules (the spec
+namespaces, sets up the container's private mounts, starts the command in its cgroups
+(posix_spawn, or a forked child for a TTY or another user), turns stdout/stderr into
+CRI-format log lines, forwards signals and reports the exit status. A sandbox's shim is
+the pod's PID 1 itself (pause), forked by the zygote into a new PID namespace; it owns the
+pod's namespaces and its /proc. It runs as ``python -S shim.py SPEC`` (or is forked by the
+zygote, ``shim.py --zygote``) and uses only builtin modules (the spec
 is a ``marshal``-ed dict; ``ctypes`` is imported only to enter namespaces), so it starts in
 a few milliseconds and never imports tinykube.
 
