@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from cpustat import StealShare
+
 from tinykube.api.errors import ApiError
 from tinykube.client.rest import Client
 from tinykube.kubelet import Kubelet, KubeletConfig
@@ -192,7 +194,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     load = os.getloadavg()[0]
-    figures = asyncio.run(run(args))
+    with StealShare() as steal:
+        figures = asyncio.run(run(args))
     mode = "burst" if not args.qps else f"{args.qps:g} pods/s"
     isolated = args.runtime == "process" and can_isolate() and not args.no_isolation
     isolation = "namespaces+cgroups" if isolated else "no isolation"
@@ -200,7 +203,8 @@ def main() -> None:
     print(f"pod startup, {figures['pods']} pods, runtime {args.runtime} ({isolation}, {layout}), {mode}: "
           f"p50 {figures['p50'] * 1000:.0f} ms, p90 {figures['p90'] * 1000:.0f} ms, "
           f"p99 {figures['p99'] * 1000:.0f} ms, max {figures['max'] * 1000:.0f} ms; "
-          f"all Running after {figures['all_running_after']:.2f} s (load average {load:.2f} before the run)")
+          f"all Running after {figures['all_running_after']:.2f} s (load average {load:.2f} before the run, "
+          f"{steal or 'steal -'} of the host's CPU time during it)")
     try:
         from tinykube.proxy.benchmark import node_proxy_benchmark  # type: ignore[attr-defined]
     except ImportError:
