@@ -9,6 +9,7 @@ cpu quota and memory limit, so an out-of-memory kill can be attributed to one co
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
@@ -71,9 +72,11 @@ class CgroupManager:
             return [os.path.join(self.mount, self.parent, rel)]
         return [os.path.join(self.mount, c, self.parent, rel) for c in V1_CONTROLLERS]
 
+    @functools.cached_property
     def own_paths(self) -> list[str]:
         """The directories of this process's own cgroups, in ``paths()`` order: where a
-        shim that joined a container's cgroups for a moment goes back to."""
+        shim that joined a container's cgroups for a moment goes back to (read once: the
+        kubelet, its fork server and so every shim stay where they started)."""
         own: dict[str, str] = {}
         with open("/proc/self/cgroup") as f:
             for line in f:

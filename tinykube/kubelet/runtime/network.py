@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,14 +84,14 @@ class IPAM:
         None for subnets too large to list."""
         if self.subnet.num_addresses > 1 << 16:
             return None
-        gateway = self.gateway
-        return [ip for ip in map(str, self.subnet.hosts()) if ip != gateway]
+        return list(self._hosts())
 
-    def _candidates(self) -> Iterable[str]:
-        if self._host_list is not None:
-            return self._host_list
+    def _hosts(self) -> Iterator[str]:
         gateway = self.gateway
         return (ip for ip in map(str, self.subnet.hosts()) if ip != gateway)
+
+    def _candidates(self) -> Iterable[str]:
+        return self._host_list if self._host_list is not None else self._hosts()
 
     def allocate(self, owner: str) -> str:
         os.makedirs(self.directory, exist_ok=True)

@@ -112,7 +112,6 @@ class ProcessRuntime(RecordedImages):
         self.network = PodNetwork(bridge, pod_cidr, service_cidr)
         self.cgroups = CgroupManager(cgroup_parent)
         self.use_cgroups = self.isolate and self.cgroups.usable
-        self._own_cgroups: list[str] | None = None
         self.sandboxes: dict[str, Sandbox] = {}
         self.containers: dict[str, Container] = {}
         self.images: dict[str, Image] = {}
@@ -396,12 +395,6 @@ class ProcessRuntime(RecordedImages):
         return mounts + [{"host": m.host_path, "container": m.container_path, "readonly": m.readonly}
                          for m in cfg.mounts]
 
-    def _cgroups_home(self) -> list[str]:
-        """The kubelet's own cgroups, which its fork server and so every shim inherit."""
-        if self._own_cgroups is None:
-            self._own_cgroups = self.cgroups.own_paths()
-        return self._own_cgroups
-
     def _namespaces(self, sb: Sandbox) -> dict[str, str]:
         if not self.isolate or not sb.pid:
             return {}
@@ -426,7 +419,7 @@ class ProcessRuntime(RecordedImages):
         if self.use_cgroups and sb.cgroup:
             c.cgroup = f"{sb.cgroup}/{c.id[:16]}"
             spec["cgroups"] = await self._io(self.cgroups.create, c.cgroup, cfg.resources)
-            spec["cgroups_home"] = self._cgroups_home()
+            spec["cgroups_home"] = self.cgroups.own_paths
         c.shim, msg = await self._spawn_shim(c.id, spec)
         if "error" in msg:
             await c.shim.wait()

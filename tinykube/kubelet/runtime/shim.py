@@ -175,19 +175,21 @@ def spawn(spec: dict, stdio: tuple[int, int, int] | None, in_pod_pidns: bool) ->
     A plain container in a pod's PID namespace is started with posix_spawn (vfork and
     exec: no copy of this interpreter's memory to fault in and tear down again, which
     was most of a container start); a TTY or another user needs a forked child."""
+    env = spec.get("env", {})
+    # found before anything is started: a child that became another user may not be able
+    # to read the interpreter's own modules that a PATH walk would import
+    path = find_executable(spec["argv"][0], env.get("PATH", os.defpath))
     if in_pod_pidns and stdio is not None and not spec.get("tty") and spec.get("uid") is None \
             and spec.get("gid") is None:
-        return spawn_direct(spec, stdio)
-    return spawn_forked(spec, stdio)
+        return spawn_direct(spec, path, env, stdio)
+    return spawn_forked(spec, path, env, stdio)
 
 
-def spawn_direct(spec: dict, stdio: tuple[int, int, int]) -> int:
+def spawn_direct(spec: dict, path: str, env: dict[str, str], stdio: tuple[int, int, int]) -> int:
     """posix_spawn the workload into its cgroups: the shim joins them for the moment of
     the spawn (the child inherits them) and then goes back to its own. Without a
     parent-death signal the workload still dies with its pod: it lives in the pod's PID
     namespace, whose init dies with the sandbox shim."""
-    env = spec.get("env", {})
-    path = find_executable(spec["argv"][0], env.get("PATH", os.defpath))
     if spec.get("cwd"):
         os.chdir(spec["cwd"])
     cgroups = spec.get("cgroups") or []
@@ -198,7 +200,8 @@ def spawn_direct(spec: dict, stdio: tuple[int, int, int]) -> int:
     except OSError as exc:
         raise OSError(f'exec: "{spec["argv"][0]}": {exc.strerror or exc}') from None
     finally:
-        join_cgroups(spec.get("cgroups_home") or [] if cgroups else [], check=False)
+        if cgroups:
+            join_cgroups(spec.get("cgroups_home") or [], check=False)
 
 
 def find_executable(name: str, search_path: str) -> str:
@@ -212,12 +215,8 @@ def find_executable(name: str, search_path: str) -> str:
     raise OSError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def spawn_forked(spec: dict, stdio: tuple[int, int, int] | None) -> int:
-    """Fork and exec the workload; returns its PID or raises with exec's error. The
-    executable is found before the fork: once the child is another user, it may not be
-    able to read the interpreter's own modules that a PATH walk would import."""
-    env = spec.get("env", {})
-    path = find_executable(spec["argv"][0], env.get("PATH", os.defpath))
+def spawn_forked(spec: dict, path: str, env: dict[str, str], stdio: tuple[int, int, int] | None) -> int:
+    """Fork and exec the workload; returns its PID or raises with exec's error."""
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:  # child
