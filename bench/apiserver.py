@@ -31,6 +31,7 @@ import orjson
 from tinykube.api import meta
 from tinykube.api.kinds import lookup
 from tinykube.storage.store import open_store
+from tinykube.testing.processes import stop_process
 
 PODS = lookup("", "v1", "pods")
 BIG_NAMESPACE = "bench-3k"
@@ -91,12 +92,7 @@ class Server:
     url: str
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
 
 
 def start_server(store_url: str, workdir: str) -> Server:

@@ -37,6 +37,7 @@ from tinykube.api.errors import ApiError
 from tinykube.client.rest import Client
 from tinykube.kubelet import Kubelet, KubeletConfig
 from tinykube.kubelet.runtime.process import can_isolate
+from tinykube.testing.processes import stop_process
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -94,12 +95,7 @@ class ApiServerProcess:
         return Client.from_kubeconfig(self.kubeconfig)
 
     async def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
         self.log.close()
 
 

@@ -24,6 +24,8 @@ from typing import Iterator
 
 import pytest
 
+from tinykube.testing.processes import stop_process
+
 ETCD_BINARY = os.environ.get("TINYKUBE_ETCD", "/usr/bin/etcd")
 #: Log lines that mean "accepting client requests" (zap logger; older capnslog wording).
 READY_MARKERS = ("serving client traffic", "ready to serve client requests")
@@ -163,13 +165,7 @@ class EtcdMember:
         proc = self.process
         if proc is None:
             return
-        if proc.poll() is None:
-            os.kill(proc.pid, sig)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop_process(proc, sig)
         if self._log_thread is not None:
             self._log_thread.join(timeout=5)
         if proc.stderr is not None:
