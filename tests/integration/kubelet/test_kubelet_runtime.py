@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import time
 
 import pytest
 
@@ -159,8 +160,10 @@ async def test_memory_limit_oom_kills_and_removal_leaves_nothing(runtime_factory
     c2 = await rt.create_container(sid, ContainerConfig(name="bg", image="x", command=["sh", "-c", "sleep 300 & sleep 300"]), cfg)
     await rt.start_container(c2)
     pod_cgroup = rt.sandboxes[sid].cgroup
-    pids = rt.cgroups.procs_recursive(pod_cgroup)
-    assert len(pids) >= 3  # pause shim, pause, sh, sleeps
+    deadline = time.monotonic() + 5  # until sh has forked its background sleep
+    while len(pids := rt.cgroups.procs_recursive(pod_cgroup)) < 3 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert len(pids) >= 3  # the sandbox (the pod's PID 1), sh and its sleeps
     await rt.remove_pod_sandbox(sid)
     assert not any(alive(p) for p in pids)
     assert not any(os.path.exists(p) for p in rt.cgroups.paths(pod_cgroup))
