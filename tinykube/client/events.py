@@ -41,7 +41,8 @@ EventKey = tuple[str, ...]
 
 class TokenBucket:
     """client-go's token-bucket rate limiter: ``burst`` tokens, refilled at ``qps`` per
-    second; ``wait()`` returns once a token is taken (at once while tokens are left)."""
+    second; ``try_take()`` takes one if there is one, ``until_next()`` says how long until
+    there is."""
 
     def __init__(self, qps: float, burst: int) -> None:
         self.qps = float(qps)
@@ -61,9 +62,9 @@ class TokenBucket:
             return True
         return False
 
-    async def wait(self) -> None:
-        while not self.try_take():
-            await asyncio.sleep((1 - self.tokens) / self.qps)
+    def until_next(self) -> float:
+        """Seconds until the next token (0 while one is left), as of the last refill."""
+        return max(0.0, (1 - self.tokens) / self.qps)
 
 
 @dataclass
@@ -203,7 +204,7 @@ class EventRecorder:
         writes: set[asyncio.Task[None]] = set()
         while merged:
             if not self._flushing and not self._limiter.try_take():
-                await asyncio.sleep((1 - self._limiter.tokens) / self._limiter.qps)
+                await asyncio.sleep(self._limiter.until_next())
                 continue
             key = next(iter(merged))
             pending = merged.pop(key)

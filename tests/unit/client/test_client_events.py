@@ -93,3 +93,4 @@ def test_token_bucket():
 
     bucket = TokenBucket(qps=10, burst=3)
     assert [bucket.try_take() for _ in range(4)] == [True, True, True, False]
+    assert 0 < bucket.until_next() <= 0.1  # one token comes every 1/qps seconds
