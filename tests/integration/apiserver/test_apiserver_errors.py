@@ -180,3 +180,40 @@ async def test_wrongly_typed_values_are_400_not_500(apiserver):
         assert status == 400, (body, answer)
         assert_status(answer, 400, "BadRequest")
         assert answer["message"].startswith('Pod in version "v1" cannot be handled as a Pod')
+
+
+async def test_merge_patch_is_checked_on_the_values_it_writes(apiserver):
+    """A merge patch answers as if the whole patched object had been decoded: a wrong type
+    or an unknown field in what it writes is refused or warned about, a null that removes
+    an unknown key is not, and nothing is stored on failure."""
+    import aiohttp
+
+    merge = "application/merge-patch+json"
+    pod = {"metadata": {"name": "mp"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    assert (await apiserver.request("POST", POD_PATH, pod))[0] == 201
+    status, body = await apiserver.request("PATCH", f"{POD_PATH}/mp/status",
+                                           {"status": {"conditions": "Ready"}}, content_type=merge)
+    assert status == 400
+    assert_status(body, 400, "BadRequest")
+    assert body["message"].startswith('Pod in version "v1" cannot be handled as a Pod')
+    status, body = await apiserver.request(
+        "PATCH", f"{POD_PATH}/mp/status", {"status": {"phase": "Running", "bogus": 1}},
+        content_type=merge, params={"fieldValidation": "Strict"})
+    assert status == 400 and body["message"] == 'strict decoding error: unknown field "status.bogus"'
+    assert (await apiserver.request("GET", f"{POD_PATH}/mp"))[1].get("status", {}).get("phase") != "Running"
+    async with aiohttp.ClientSession() as session:
+        async with session.patch(apiserver.url + f"{POD_PATH}/mp/status",
+                                 data=b'{"status": {"phase": "Running", "bogus": 1, "gone": null}}',
+                                 headers={"Content-Type": merge}) as resp:
+            assert resp.status == 200
+            assert resp.headers.getall("Warning") == ['299 - "unknown field \\"status.bogus\\""']
+    status, body = await apiserver.request(
+        "PATCH", f"{POD_PATH}/mp/status", {"status": {"phase": "Running", "gone": None}},
+        content_type=merge, params={"fieldValidation": "Strict"})
+    assert status == 200 and body["status"]["phase"] == "Running"
+    # the status subresource keeps the spec, and a spec update is still validated in full
+    status, body = await apiserver.request("PATCH", f"{POD_PATH}/mp",
+                                           {"spec": {"containers": [{"name": "c", "image": ""}]}},
+                                           content_type=merge)
+    assert status == 422, body
+    assert_status(body, 422, "Invalid")
