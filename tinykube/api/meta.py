@@ -211,3 +211,9 @@ os.register_at_fork(after_in_child=_uid_random.seed)
 def new_uid() -> str:
     """A random (version 4) UUID, as upstream gives every object."""
     return str(uuid.UUID(int=_uid_random.getrandbits(128), version=4))
+
+
+def random_hex(nbytes: int) -> str:
+    """``2 * nbytes`` random hex digits from the same generator: a unique ID (a sandbox's,
+    a container's), not a secret."""
+    return f"{_uid_random.getrandbits(8 * nbytes):0{2 * nbytes}x}"

@@ -104,7 +104,7 @@ class Kubelet:
         self.service_informer: Informer | None = None
         self._tasks: list[asyncio.Task] = []
         self._last_status: dict[str, Obj] = {}
-        self._requests: dict[str, tuple[Obj, dict[str, Any]]] = {}  # uid -> (pod, its requests)
+        self._requests: dict[str, tuple[Any, dict[str, Any]]] = {}  # uid -> (spec, its requests)
         self._mirror_wake = asyncio.Event()
         self.capacity, self.allocatable = {}, {}
         self.metrics = KubeletMetrics(self.node_name, self._running_pods, self._container_states)
@@ -589,14 +589,16 @@ class Kubelet:
         return None
 
     def _pod_requests(self, pod: Obj) -> dict[str, Any]:
-        """pod_requests(pod), remembered while the worker holds the same pod object: admitting
-        a burst of pods would otherwise sum every other pod's requests again for each one."""
+        """pod_requests(pod), remembered while the pod's spec stays the same: admitting a
+        burst of pods would otherwise parse every other pod's requests again for each one
+        (the worker's pod object is replaced on every watch event, its spec rarely changes)."""
         uid = meta.uid(pod)
+        spec = pod.get("spec")
         cached = self._requests.get(uid)
-        if cached is None or cached[0] is not pod:
+        if cached is None or cached[0] != spec:
             if len(self._requests) > 2 * len(self.workers.workers) + 16:
                 self._requests = {u: v for u, v in self._requests.items() if u in self.workers.workers}
-            cached = self._requests[uid] = (pod, podutil.pod_requests(pod))
+            cached = self._requests[uid] = (spec, podutil.pod_requests(pod))
         return cached[1]
 
     def observe_pod_started(self, pod: Obj, seconds: float) -> None:

@@ -53,6 +53,27 @@ async def test_pod_that_does_not_fit_is_rejected_out_of_cpu(apiserver, kubelet_f
                                             "requested: 2000, used: 0, capacity: 1000")
 
 
+
+async def test_admission_counts_running_pods_after_their_status_updates(apiserver, kubelet_factory):
+    """The requests of admitted pods still count once their objects have been replaced by
+    later watch events (status updates): the next pod that does not fit is rejected."""
+    await kubelet_factory("node-1", runtime="fake", capacity={"cpu": "1"})
+
+    def pod(name: str) -> dict:
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"nodeName": "node-1", "containers": [
+                    {"name": "c", "image": "x", "resources": {"requests": {"cpu": "600m"}}}]}}
+
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod("first"), namespace="default")
+        await wait_for_pod(client, "default", "first", lambda p: podutil.phase(p) == "Running")
+        await client.resource("pods").patch("first", {"metadata": {"labels": {"seen": "yes"}}},
+                                            namespace="default", patch_type="merge")
+        await client.resource("pods").create(pod("second"), namespace="default")
+        got = await wait_for_pod(client, "default", "second", lambda p: podutil.phase(p) == "Failed")
+        assert got["status"]["message"] == ("Pod was rejected: Node didn't have enough resource: cpu, "
+                                            "requested: 600, used: 600, capacity: 1000")
+
 async def test_healthz_pods_and_metrics_endpoints(apiserver, kubelet_factory):
     kubelet = await kubelet_factory("node-1", runtime="fake")
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},

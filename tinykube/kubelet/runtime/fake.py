@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 
+from tinykube.api import meta
 from tinykube.kubelet.runtime.interface import (
     ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
@@ -67,7 +67,7 @@ class FakeRuntime(RecordedImages):
         raise CRIError("FailedCreatePodSandBox", f"no IP addresses available in range set: {self._subnet}")
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
-        sid = secrets.token_hex(16)
+        sid = meta.random_hex(16)
         ip = "" if config.host_network else self._allocate_ip()
         self.sandboxes[sid] = PodSandboxStatus(sid, SandboxState.SANDBOX_READY, ip, time.time(), "", config)
         return sid
@@ -102,7 +102,7 @@ class FakeRuntime(RecordedImages):
             raise CRIError("NotFound", f"sandbox {sandbox_id} not found")
         if self.require_command and not config.command:
             raise CRIError("CreateContainerError", NO_COMMAND)
-        cid = secrets.token_hex(32)
+        cid = meta.random_hex(32)
         log_path = os.path.join(sandbox_config.log_directory or self.root_dir, config.log_path or f"{config.name}.log")
         status = ContainerStatus(cid, config.name, config.attempt, ContainerState.CONTAINER_CREATED,
                                  image=config.image, image_ref=image_id(config.image),

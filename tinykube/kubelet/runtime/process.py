@@ -15,7 +15,6 @@ import asyncio
 import marshal
 import logging
 import os
-import secrets
 import shutil
 import signal
 import sys
@@ -25,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinykube.api import meta
 from tinykube.kubelet.runtime import dnsfiles
 from tinykube.kubelet.runtime.cgroups import CgroupManager, milli_cpu_to_shares
 from tinykube.kubelet.runtime.execsession import ProcessExec
@@ -196,7 +196,7 @@ class ProcessRuntime(RecordedImages):
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> str:
         self._refuse_if_closing("FailedCreatePodSandBox", f"new pod sandbox for {config.namespace}/{config.name}")
-        sid = secrets.token_hex(16)
+        sid = meta.random_hex(16)
         sdir = os.path.join(self.root_dir, "sandboxes", sid)
         sb = Sandbox(sid, config, sdir, time.time())
         self.sandboxes[sid] = sb
@@ -335,7 +335,7 @@ class ProcessRuntime(RecordedImages):
         sb = self._sandbox(sandbox_id)
         if not config.command:
             raise CRIError("CreateContainerError", NO_COMMAND)
-        cid = secrets.token_hex(32)
+        cid = meta.random_hex(32)
         log_path = os.path.join(sandbox_config.log_directory or sb.dir, config.log_path or f"{config.name}.log")
         await self._io(_makedirs, os.path.dirname(log_path))
         self.containers[cid] = Container(cid, sandbox_id, config, log_path, time.time())
@@ -520,7 +520,7 @@ class ProcessRuntime(RecordedImages):
         return c
 
     async def _start_exec(self, c: Container, cmd: list[str], tty: bool, **stdio) -> asyncio.subprocess.Process:
-        path = self._write_spec(f"exec-{secrets.token_hex(8)}", self._exec_spec(c, cmd, tty))
+        path = self._write_spec(f"exec-{meta.random_hex(8)}", self._exec_spec(c, cmd, tty))
         try:
             return await asyncio.create_subprocess_exec(sys.executable, "-S", SHIM, path, **stdio)
         except OSError:
