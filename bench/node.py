@@ -4,16 +4,17 @@
     python3 bench/node.py --pods 200 --runtime fake
     python3 bench/node.py --qps 20             # create at a steady rate instead of one burst
     python3 bench/node.py --no-isolation       # process runtime without namespaces/cgroups
-    python3 bench/node.py --in-process         # the API server in the benchmark's process too
+    python3 bench/node.py --in-process         # API server and kubelet in the benchmark's process
 
 Layout, as in every real cluster: the API server runs in its own process (``tinykube
 apiserver --store sqlite://<tmp>/store.db --secure-port 0 --write-kubeconfig ...``, a
-temporary SQLite store); the kubelet (its own bridge ``tkbbench``, pod CIDR 10.252.0.0/24
-and Service CIDR 10.253.0.0/28, outside the 10.250/10.251 ranges the tests' private
-networks use; removed at the end), the client creating the pods and the watcher share the
-benchmark's process and event loop. ``--in-process`` puts the API server in that loop too
-(the only layout before that option existed). Each pod runs ``sleep``; latency is measured
-from the moment the create call returned to the first watch event showing phase Running.
+temporary SQLite store) and so does the kubelet (this script again, with ``--kubelet``:
+its own bridge ``tkbbench``, pod CIDR 10.252.0.0/24 and Service CIDR 10.253.0.0/28,
+outside the 10.250/10.251 ranges the tests' private networks use; removed at the end).
+The client creating the pods and the watcher timing them stay in the benchmark's own
+process, so neither competes with the kubelet for its interpreter. ``--in-process`` runs
+the API server and the kubelet in the benchmark's event loop instead. Each pod runs ``sleep``; latency is measured from the moment the
+create call returned to the first watch event showing phase Running.
 Goal: p99 under 1 s for 100 pods with the process runtime. The kube-proxy part of the node
 benchmark, when ``tinykube.proxy.benchmark.node_proxy_benchmark`` exists, runs after.
 """
@@ -25,6 +26,7 @@ import asyncio
 import gc
 import logging
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -118,28 +120,86 @@ class InProcessApiServer:
         await self.server.stop()
 
 
+NODE = "bench-node"
+
+
+def kubelet_config(args: argparse.Namespace, root_dir: str, client: Client) -> KubeletConfig:
+    return KubeletConfig(
+        node_name=NODE, runtime=args.runtime, client=client, root_dir=root_dir, port=0, healthz_port=0,
+        bridge="tkbbench", pod_cidr="10.252.0.0/24", service_cidr="10.253.0.0/28", remove_bridge_on_stop=True,
+        max_pods=max(110, args.pods + 10), cluster_dns=["10.96.0.10"],
+        isolate=False if args.no_isolation else None)
+
+
+async def serve_kubelet(args: argparse.Namespace) -> None:
+    """``--kubelet``: run the benchmark's kubelet until SIGTERM; "ready" on stdout once the
+    Node is registered."""
+    kubelet = Kubelet(kubelet_config(args, args.root_dir, Client.from_kubeconfig(args.kubeconfig)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await kubelet.start()
+        gc.freeze()  # as `tinykube kubelet` does once started
+        await kubelet.registered.wait()
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        await stop.wait()
+    finally:
+        await kubelet.stop()
+        await kubelet.config.client.close()
+
+
+class KubeletProcess:
+    """The kubelet in its own process (this script with ``--kubelet``)."""
+
+    def __init__(self, args: argparse.Namespace, directory: str, kubeconfig: str) -> None:
+        self.log = open(os.path.join(directory, "kubelet.log"), "wb")
+        command = [sys.executable, os.path.abspath(__file__), "--kubelet", "--kubeconfig", kubeconfig,
+                   "--root-dir", os.path.join(directory, "kubelet"), "--runtime", args.runtime,
+                   "--pods", str(args.pods)] + (["--no-isolation"] if args.no_isolation else [])
+        self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        assert self.proc.stdout is not None
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(self.proc.stdout.readline), timeout)
+        except asyncio.TimeoutError:
+            line = b""
+        if line.strip() != b"ready":
+            raise SystemExit(f"the kubelet is not ready (exit code {self.proc.poll()}); see {self.log.name}")
+
+    async def stop(self) -> None:
+        # its pods stopped and its bridge removed before it exits
+        await asyncio.to_thread(stop_process, self.proc, signal.SIGTERM, 60.0)
+        self.log.close()
+
+
 async def run(args: argparse.Namespace) -> dict[str, float]:
     tmp = tempfile.TemporaryDirectory(prefix="tinykube-bench-node-")
     server: ApiServerProcess | InProcessApiServer
     server = InProcessApiServer(tmp.name) if args.in_process else ApiServerProcess(tmp.name)
-    kubelet = None
+    kubelet: Kubelet | KubeletProcess | None = None
     client = None
     try:
         await server.wait_ready()
         client = server.client()
-        kubelet = Kubelet(KubeletConfig(
-            node_name="bench-node", runtime=args.runtime, client=server.client(), root_dir=f"{tmp.name}/kubelet",
-            port=0, healthz_port=0, bridge="tkbbench", pod_cidr="10.252.0.0/24", service_cidr="10.253.0.0/28",
-            remove_bridge_on_stop=True, max_pods=max(110, args.pods + 10), cluster_dns=["10.96.0.10"],
-            isolate=False if args.no_isolation else None))
-        await kubelet.start()
-        gc.freeze()  # as `tinykube kubelet` does once started
-        await kubelet.registered.wait()
+        if args.in_process:
+            kubelet = Kubelet(kubelet_config(args, f"{tmp.name}/kubelet", server.client()))
+            await kubelet.start()
+            gc.freeze()  # as `tinykube kubelet` does once started
+            await kubelet.registered.wait()
+        else:
+            assert isinstance(server, ApiServerProcess)
+            kubelet = KubeletProcess(args, tmp.name, server.kubeconfig)
+            await kubelet.wait_ready()
         return await measure(args, client)
     finally:
-        if kubelet is not None:
+        if isinstance(kubelet, Kubelet):
             await kubelet.stop()
             await kubelet.config.client.close()
+        elif kubelet is not None:
+            await kubelet.stop()
         if client is not None:
             await client.close()
         await server.stop()
@@ -156,7 +216,7 @@ async def measure(args: argparse.Namespace, client: Client) -> dict[str, float]:
     started = time.monotonic()
 
     async def create(i: int) -> None:
-        await pods.create(pod(i, "bench-node"), namespace="default")
+        await pods.create(pod(i, NODE), namespace="default")
         created[f"bench-{i}"] = time.monotonic()
 
     try:
@@ -186,16 +246,22 @@ def main() -> None:
     parser.add_argument("--no-isolation", action="store_true",
                         help="process runtime without namespaces and cgroups (as without root)")
     parser.add_argument("--in-process", action="store_true",
-                        help="run the API server in the benchmark's process and event loop")
+                        help="run the API server and the kubelet in the benchmark's process and event loop")
+    parser.add_argument("--kubelet", action="store_true", help=argparse.SUPPRESS)  # the kubelet's process
+    parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
+    parser.add_argument("--root-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    if args.kubelet:
+        asyncio.run(serve_kubelet(args))
+        return
     load = os.getloadavg()[0]
     with StealShare() as steal:
         figures = asyncio.run(run(args))
     mode = "burst" if not args.qps else f"{args.qps:g} pods/s"
     isolated = args.runtime == "process" and can_isolate() and not args.no_isolation
     isolation = "namespaces+cgroups" if isolated else "no isolation"
-    layout = "API server in-process" if args.in_process else "API server in its own process"
+    layout = "API server and kubelet in-process" if args.in_process else "API server and kubelet in their own processes"
     print(f"pod startup, {figures['pods']} pods, runtime {args.runtime} ({isolation}, {layout}), {mode}: "
           f"p50 {figures['p50'] * 1000:.0f} ms, p90 {figures['p90'] * 1000:.0f} ms, "
           f"p99 {figures['p99'] * 1000:.0f} ms, max {figures['max'] * 1000:.0f} ms; "
