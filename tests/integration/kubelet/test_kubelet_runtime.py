@@ -196,3 +196,67 @@ async def test_mount_points_created_on_the_host_are_removed(runtime_factory, tmp
     assert os.path.isdir(target)  # still needed by b
     await rt.remove_pod_sandbox(sid)
     assert not os.path.exists(target.split("/nested")[0])
+
+
+def _ns(pid: int, kind: str) -> str:
+    return os.readlink(f"/proc/{pid}/ns/{kind}")
+
+
+def _ppid(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(line for line in f if line.startswith("PPid:")).split()[1])
+
+
+def _streams(path: str) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {"stdout": [], "stderr": []}
+    with open(path) as f:
+        for line in f.read().splitlines():
+            _time, stream, tag, text = line.split(" ", 3)
+            out[stream].append(f"{tag} {text}")
+    return out
+
+
+@needs_root
+@pytest.mark.root
+async def test_sandbox_starts_plain_containers_itself(runtime_factory, tmp_path):
+    """One process per pod: the sandbox (the pod's PID 1) is the parent of each plain
+    container, which still gets its own mount namespace and cgroup, only its own stdio, its
+    output logged (a last line without newline too) and its exit code; the runtime knows it
+    by its host PID. A background child holding the output pipes does not delay the exit."""
+    rt = runtime_factory(isolate=True)
+    cfg = sandbox(tmp_path, "one")
+    sid = await rt.run_pod_sandbox(cfg)
+    sb_pid = rt.sandboxes[sid].pid
+    long = await rt.create_container(sid, ContainerConfig(name="long", image="x", command=["sleep", "300"],
+                                                          log_path="long/0.log"), cfg)
+    await rt.start_container(long)
+    pid = (await rt.container_status(long)).pid
+    with open(f"/proc/{pid}/cmdline") as f:
+        assert f.read().split("\0")[:2] == ["sleep", "300"]
+    assert _ppid(pid) == sb_pid
+    assert _ns(pid, "pid") == _ns(sb_pid, "pid") and _ns(pid, "net") == _ns(sb_pid, "net")
+    assert _ns(pid, "mnt") != _ns(sb_pid, "mnt")
+    assert pid in rt.cgroups.procs_recursive(rt.containers[long].cgroup)
+    assert sb_pid not in rt.cgroups.procs_recursive(rt.containers[long].cgroup)
+
+    short = await rt.create_container(sid, ContainerConfig(
+        name="short", image="x", log_path="short/0.log",
+        command=["sh", "-c", "ls /proc/$$/fd; echo err >&2; printf tail; exit 3"]), cfg)
+    await rt.start_container(short)
+    status = await asyncio.wait_for(rt.wait_container(short), 10)
+    assert status.exit_code == 3 and status.reason == "Error"
+    assert _streams(status.log_path) == {"stdout": ["F 0", "F 1", "F 2", "F tail"], "stderr": ["F err"]}
+
+    daemon = await rt.create_container(sid, ContainerConfig(
+        name="daemon", image="x", log_path="daemon/0.log",
+        command=["sh", "-c", "sleep 300 & echo started"]), cfg)
+    await rt.start_container(daemon)
+    status = await asyncio.wait_for(rt.wait_container(daemon), 10)
+    assert status.exit_code == 0 and status.reason == "Completed"
+    assert _streams(status.log_path)["stdout"] == ["F started"]
+    assert (await rt.container_status(long)).state == ContainerState.CONTAINER_RUNNING
+    await rt.stop_container(long, 5)
+    status = await rt.container_status(long)
+    assert status.state == ContainerState.CONTAINER_EXITED and status.exit_code == 143
+    await rt.remove_pod_sandbox(sid)
+    assert not alive(sb_pid)

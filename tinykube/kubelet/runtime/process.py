@@ -17,6 +17,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +34,7 @@ from tinykube.kubelet.runtime.interface import (
     ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
 from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
-from tinykube.kubelet.runtime.zygote import SHIM, ShimHandle, Zygote
+from tinykube.kubelet.runtime.zygote import SHIM, ShimHandle, Zygote, send_spec
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class Sandbox:
     pid: int = 0
     shim: "ShimHandle | None" = None
     cgroup: str = ""
+    control: socket.socket | None = None  # the sandbox starts the pod's plain containers
 
     def ns_path(self, kind: str) -> str:
         return f"/proc/{self.pid}/ns/{kind}" if self.pid else ""
@@ -189,6 +191,16 @@ class ProcessRuntime(RecordedImages):
         handle = await self.zygote.spawn(spec)
         return handle, await handle.first_report()
 
+    async def _start_in_sandbox(self, sb: Sandbox, spec: dict) -> tuple[ShimHandle, dict]:
+        """Have the sandbox start a plain container (no TTY, no other user) itself: no shim
+        of its own to fork. Its report pipe answers as a shim's does."""
+        assert sb.control is not None
+        try:
+            handle = await send_spec(sb.control, spec, [])
+        except OSError as exc:
+            raise CRIError("RunContainerError", f"sandbox {sb.id} does not answer: {exc}") from exc
+        return handle, await handle.first_report()
+
     # -- sandboxes -----------------------------------------------------------------------
     def _refuse_if_closing(self, reason: str, what: str) -> None:
         if self._closing:
@@ -238,7 +250,11 @@ class ProcessRuntime(RecordedImages):
         await self._io(self._prepare_sandbox, sb, spec)
         if not self.isolate:
             return
-        sb.shim = await self.zygote.spawn(spec, command_pipe=own_network)
+        sb.control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            sb.shim = await self.zygote.spawn(spec, command_pipe=own_network, control=theirs)
+        finally:
+            theirs.close()
         msg = await sb.shim.first_report()
         if "error" in msg:
             raise CRIError("FailedCreatePodSandBox", f"failed to create pod sandbox: {msg['error']}")
@@ -286,6 +302,9 @@ class ProcessRuntime(RecordedImages):
                 sb.pid = int(msg.get("pid", 0))
             except asyncio.TimeoutError:
                 log.warning("sandbox %s: its shim never reported", sb.id)
+        if sb.control is not None:
+            sb.control.close()
+            sb.control = None
         if sb.pid:
             _kill(sb.pid, signal.SIGKILL)
         if sb.cgroup:  # before waiting on the shim: one that never reported its pid is in there too
@@ -420,7 +439,10 @@ class ProcessRuntime(RecordedImages):
             c.cgroup = f"{sb.cgroup}/{c.id[:16]}"
             spec["cgroups"] = await self._io(self.cgroups.create, c.cgroup, cfg.resources)
             spec["cgroups_home"] = self.cgroups.own_paths
-        c.shim, msg = await self._spawn_shim(c.id, spec)
+        if sb.control is not None and not cfg.tty and cfg.run_as_user is None and cfg.run_as_group is None:
+            c.shim, msg = await self._start_in_sandbox(sb, spec)
+        else:
+            c.shim, msg = await self._spawn_shim(c.id, spec)
         if "error" in msg:
             await c.shim.wait()
             c.state, c.exit_code, c.reason = ContainerState.CONTAINER_EXITED, 128, "StartError"

@@ -1,19 +1,22 @@
-"""The process runtime's shim: one small process per sandbox, container or exec.
+"""The process runtime's shim: the process between the kubelet and a pod's workloads.
 
-Like containerd-shim it sits between the kubelet and the workload: it enters the pod's
-namespaces, sets up the container's private mounts, starts the command in its cgroups
-(posix_spawn, or a forked child for a TTY or another user), turns stdout/stderr into
-CRI-format log lines, forwards signals and reports the exit status. A sandbox's shim is
-the pod's PID 1 itself (pause), forked by the zygote into a new PID namespace; it owns the
-pod's namespaces and its /proc. It runs as ``python -S shim.py SPEC`` (or is forked by the
-zygote, ``shim.py --zygote``) and uses only builtin modules (the spec
-is a ``marshal``-ed dict; ``ctypes`` is imported only to enter namespaces), so it starts in
-a few milliseconds and never imports tinykube.
+Like containerd's shim (one per pod) it enters or owns the pod's namespaces, sets up a
+container's private mounts, starts the command in its cgroups (posix_spawn, or a forked
+child for a TTY or another user), turns stdout/stderr into CRI-format log lines and reports
+the exit status. A sandbox is the pod's PID 1 itself (pause), forked by the zygote into a
+new PID namespace; it owns the pod's namespaces and its /proc, and starts the pod's plain
+containers itself on requests over its control socket (``PodServer``). A container that
+needs a TTY or another user gets a shim of its own, forked by the zygote, as does every
+exec. It runs as ``python -S shim.py SPEC`` (or is forked by the zygote, ``shim.py
+--zygote``) and uses only builtin modules (the spec is a ``marshal``-ed dict; ``ctypes`` is
+imported only to enter namespaces), so it starts in a few milliseconds and never imports
+tinykube.
 
-Protocol with the runtime: the shim writes one line to its stdout once the workload
-started (``pid <N>`` with the workload's host PID, or ``error <message>``), then exits
-with the workload's exit code (128 + signal when killed); a container's shim also writes
-``<exitCode> <signal> <finishedAt> <message>`` to ``exit_file``.
+Protocol with the runtime for sandboxes and containers: one line on the report pipe once
+the workload started (``pid <N>`` with the workload's host PID, or ``error <message>``),
+then ``exit <code>`` once it ended (128 + signal when killed); a container's ``exit_file``
+also gets ``<exitCode> <signal> <finishedAt> <message>``. An exec runs on its caller's
+stdio and exits with the command's code.
 """
 
 from __future__ import annotations
@@ -352,12 +355,16 @@ def run_sandbox(spec: dict) -> int:
         import socket
         socket.sethostname(spec["hostname"])
     host_pid = int(os.readlink("/proc/self"))  # read before the pod's own /proc hides it
+    host_proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)  # the host's, kept for host PIDs
     if spec.get("pod_proc"):
         mount_pod_proc()
     report("pid", host_pid)
     if spec.get("own_netns") and spec.get("_cmd_fd") is not None:
         configure_on_request(spec["_cmd_fd"])
-    pause()
+    if spec.get("_ctl_fd") is not None:
+        PodServer(spec["_ctl_fd"], spec.get("cgroups") or [], host_pid, host_proc).serve()
+    else:
+        pause()
     return 0
 
 
@@ -441,6 +448,211 @@ def pause() -> None:
                 break
             if reaped == 0:
                 break
+
+
+QUIET = 0.05  # seconds without output after a workload exits before its log is closed
+
+
+class PodContainer:
+    """A plain container the sandbox started: its spec, report pipe, log and output pipes."""
+
+    def __init__(self, spec: dict, report_fd: int, log: CRILogWriter, pipes: dict[int, str]) -> None:
+        self.spec = spec
+        self.report_fd = report_fd
+        self.log = log
+        self.pipes = pipes  # read end -> "stdout" | "stderr"
+        self.status = 0
+        self.quiet_since = 0.0  # set once the workload exited: when output last arrived
+
+    def report(self, kind: str, value: object) -> None:
+        report_to(self.report_fd, kind, value)
+
+
+def report_to(fd: int, kind: str, value: object) -> None:
+    os.write(fd, f"{kind} {value}".replace("\n", " ").encode() + b"\n")
+
+
+class PodServer:
+    """The sandbox's loop once the pod's network is up: it reaps orphans, as pause does, and
+    starts the pod's plain containers itself when the runtime asks (one process for the pod
+    and its containers, as containerd runs one shim per pod). Each request on the control
+    socket is a marshal-ed container spec with the write end of a report pipe attached; the
+    container is posix_spawned into its own mount namespace and cgroups, and its report
+    pipe carries what a container shim's would: ``pid <host PID>`` or ``error <message>``,
+    then ``exit <code>`` once it ended, its output logged and its exit file written."""
+
+    def __init__(self, ctl_fd: int, home_cgroups: list[str], host_pid: int, host_proc: int) -> None:
+        import socket
+        for fd in (ctl_fd, sys.stdout.fileno()):
+            os.set_inheritable(fd, False)  # the workloads get only their own stdio
+        self.ctl: socket.socket | None = socket.socket(fileno=ctl_fd)
+        self.home_cgroups = home_cgroups
+        self.host_pid = host_pid
+        self.host_proc = host_proc
+        self.pod_mnt = os.open("/proc/self/ns/mnt", os.O_RDONLY)
+        self.sel = selectors.DefaultSelector()
+        self.running: dict[int, PodContainer] = {}  # PID in the pod -> its container
+        self.exited: list[PodContainer] = []
+        self.stopping = False
+
+    def serve(self) -> None:
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        signal.signal(signal.SIGCHLD, lambda _s, _f: None)  # the wakeup fd is what matters
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, PAUSE_SIGNALS)  # queued ones arrive now
+        assert self.ctl is not None
+        self.sel.register(self.ctl, selectors.EVENT_READ, None)
+        self.sel.register(wake_r, selectors.EVENT_READ, None)
+        while not self.stopping:
+            timeout = None
+            if self.exited:
+                timeout = max(0.0, min(c.quiet_since for c in self.exited) + QUIET - time.monotonic())
+            for key, _ in self.sel.select(timeout):
+                if key.fileobj is self.ctl:
+                    self._request()
+                elif key.data is None:
+                    while True:
+                        try:
+                            if not os.read(wake_r, 512):
+                                break
+                        except (BlockingIOError, InterruptedError):
+                            break
+                else:
+                    self._output(key.fd, key.data)
+            self._reap()
+            now = time.monotonic()
+            for c in [c for c in self.exited if not c.pipes or now - c.quiet_since >= QUIET]:
+                self.exited.remove(c)
+                self._finish(c)
+
+    def _stop(self, _sig: int, _frame: object) -> None:
+        self.stopping = True
+
+    def _request(self) -> None:
+        import array
+        import socket
+        assert self.ctl is not None
+        fd_size = array.array("i").itemsize
+        try:
+            data, ancdata, _flags, _addr = self.ctl.recvmsg(1 << 20, socket.CMSG_SPACE(fd_size))
+        except InterruptedError:
+            return
+        fds = array.array("i")
+        for level, kind, payload in ancdata:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(payload[:len(payload) - len(payload) % fd_size])
+        for fd in fds:
+            os.set_inheritable(fd, False)  # never into a workload: it would hold the pipe open
+        if not data:  # the runtime is gone; the pod's processes stay until it is killed
+            self.sel.unregister(self.ctl)
+            self.ctl.close()
+            self.ctl = None
+            return
+        if fds:
+            self._start(marshal.loads(data), fds[0])
+
+    def _start(self, spec: dict, report_fd: int) -> None:
+        log = None
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        try:
+            log = CRILogWriter(spec["log_path"])
+            try:
+                if spec.get("private_mounts"):
+                    setup_mounts(spec.get("mounts", []))
+                env = spec.get("env", {})
+                path = find_executable(spec["argv"][0], env.get("PATH", os.defpath))
+                pid = spawn_direct({**spec, "cgroups_home": self.home_cgroups}, path, env,
+                                   (devnull, out_w, err_w))
+            finally:
+                _check(libc().setns(self.pod_mnt, CLONE_NEWNS), "setns back to the pod's mount namespace")
+        except OSError as exc:
+            for fd in (out_r, err_r):
+                os.close(fd)
+            if log is not None:
+                log.file.close()
+            report_to(report_fd, "error", exc)
+            write_exit(spec, 128, 0, str(exc))
+            report_to(report_fd, "exit", 128)
+            os.close(report_fd)
+            return
+        finally:
+            for fd in (out_w, err_w, devnull):
+                os.close(fd)
+        c = PodContainer(spec, report_fd, log, {out_r: "stdout", err_r: "stderr"})
+        for fd in c.pipes:
+            self.sel.register(fd, selectors.EVENT_READ, c)
+        self.running[pid] = c
+        c.report("pid", self._host_pid(pid))
+
+    def _host_pid(self, pid: int) -> int:
+        """``pid`` (in the pod's PID namespace) as the host sees it: the runtime signals and
+        enters containers by host PID. 0 when the child is already gone."""
+        me = self.host_pid
+        try:
+            with open(os.open(f"{me}/task/{me}/children", os.O_RDONLY, dir_fd=self.host_proc)) as f:
+                children = f.read().split()
+            for child in reversed(children):  # the newest last
+                with open(os.open(f"{child}/status", os.O_RDONLY, dir_fd=self.host_proc)) as f:
+                    for line in f:
+                        if line.startswith("NSpid:"):
+                            if int(line.split()[-1]) == pid:
+                                return int(child)
+                            break
+        except OSError:
+            pass
+        return 0
+
+    def _output(self, fd: int, c: PodContainer) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except InterruptedError:
+            return
+        stream = c.pipes[fd]
+        if data:
+            c.log.feed(stream, data)
+        else:
+            c.log.flush(stream)
+            self._close_pipe(c, fd)
+        if c.quiet_since:
+            c.quiet_since = time.monotonic()
+
+    def _close_pipe(self, c: PodContainer, fd: int) -> None:
+        self.sel.unregister(fd)
+        os.close(fd)
+        del c.pipes[fd]
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            c = self.running.pop(pid, None)
+            if c is not None:  # else an orphan the pod's PID 1 inherited
+                c.status = status
+                c.quiet_since = time.monotonic()
+                self.exited.append(c)
+
+    def _finish(self, c: PodContainer) -> None:
+        """Its output drained (or a daemonized grandchild holds the pipes): log, exit file,
+        report."""
+        for fd in list(c.pipes):
+            self._close_pipe(c, fd)
+        for stream in ("stdout", "stderr"):
+            c.log.flush(stream)
+        c.log.file.close()
+        code, sig = exit_code_of(c.status)
+        write_exit(c.spec, code, sig, "")
+        c.report("exit", code)
+        os.close(c.report_fd)
 
 
 def run_exec(spec: dict) -> int:
@@ -536,8 +748,8 @@ def _reap_children(_sig: int, _frame: object) -> None:
 
 def _zygote_child(spec: dict, fds: list[int]) -> int:
     sys.stdout = os.fdopen(fds[0], "w")
-    if len(fds) > 1:
-        spec["_cmd_fd"] = fds[1]
+    for role, fd in zip(spec.get("fd_roles", ()), fds[1:]):  # "cmd", "ctl"
+        spec[f"_{role}_fd"] = fd
     code = 128
     try:
         code = run(spec)

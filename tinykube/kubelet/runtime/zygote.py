@@ -78,6 +78,24 @@ class ShimHandle:
         return code
 
 
+async def send_spec(sock: socket.socket, spec: dict, fds: list[int]) -> ShimHandle:
+    """Send ``spec`` with a new report pipe's write end and ``fds`` on ``sock`` (the zygote's,
+    or a sandbox's control socket) and return the handle reading that pipe. ``fds`` stay
+    open here: they are the caller's."""
+    read_fd, write_fd = os.pipe()
+    try:
+        sock.sendmsg([marshal.dumps(spec)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [write_fd, *fds]))])
+    except OSError:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    reader = asyncio.StreamReader()
+    transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
+    return ShimHandle(reader, transport)
+
+
 class Zygote:
     """The shim fork server (``shim.py --zygote``): forking a warm interpreter costs far less
     than starting one per sandbox and container. Started on first use, stopped by close()."""
@@ -114,28 +132,27 @@ class Zygote:
                 self.sock = ours
             return self.sock
 
-    async def spawn(self, spec: dict, *, command_pipe: bool = False) -> ShimHandle:
+    async def spawn(self, spec: dict, *, command_pipe: bool = False,
+                    control: socket.socket | None = None) -> ShimHandle:
         """Fork a shim for ``spec``; with ``command_pipe`` it also gets a pipe to read one
-        command from (the sandbox waits on it for its network configuration)."""
+        command from (the sandbox waits on it for its network configuration), with
+        ``control`` that socket (a sandbox serves container starts on it)."""
         self._check_open()
         sock = await self._ensure()
-        read_fd, write_fd = os.pipe()
         cmd_read, cmd_write = os.pipe() if command_pipe else (None, None)
-        passed = [write_fd] + ([cmd_read] if cmd_read is not None else [])
+        roles = {"cmd": cmd_read, "ctl": control.fileno() if control is not None else None}
+        spec = {**spec, "fd_roles": [role for role, fd in roles.items() if fd is not None]}
         try:
-            sock.sendmsg([marshal.dumps(spec)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", passed))])
-        except OSError:
-            os.close(read_fd)
+            handle = await send_spec(sock, spec, [fd for fd in roles.values() if fd is not None])
+        except BaseException:
             if cmd_write is not None:
                 os.close(cmd_write)
             raise
         finally:
-            for fd in passed:
-                os.close(fd)
-        reader = asyncio.StreamReader()
-        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
-        return ShimHandle(reader, transport, cmd_write)
+            if cmd_read is not None:
+                os.close(cmd_read)
+        handle.command_fd = cmd_write
+        return handle
 
     async def close(self) -> None:
         """Stop the fork server for good: spawn() raises from now on instead of starting a
