@@ -239,19 +239,16 @@ async def test_sandbox_starts_plain_containers_itself(runtime_factory, tmp_path)
     assert pid in rt.cgroups.procs_recursive(rt.containers[long].cgroup)
     assert sb_pid not in rt.cgroups.procs_recursive(rt.containers[long].cgroup)
 
-    short = await rt.create_container(sid, ContainerConfig(
-        name="short", image="x", log_path="short/0.log",
-        command=["sh", "-c", "ls /proc/$$/fd; echo err >&2; printf tail; exit 3"]), cfg)
-    await rt.start_container(short)
-    status = await asyncio.wait_for(rt.wait_container(short), 10)
+    async def run_to_end(name: str, script: str):
+        cid = await rt.create_container(sid, ContainerConfig(
+            name=name, image="x", log_path=f"{name}/0.log", command=["sh", "-c", script]), cfg)
+        await rt.start_container(cid)
+        return await asyncio.wait_for(rt.wait_container(cid), 10)
+
+    status = await run_to_end("short", "ls /proc/$$/fd; echo err >&2; printf tail; exit 3")
     assert status.exit_code == 3 and status.reason == "Error"
     assert _streams(status.log_path) == {"stdout": ["F 0", "F 1", "F 2", "F tail"], "stderr": ["F err"]}
-
-    daemon = await rt.create_container(sid, ContainerConfig(
-        name="daemon", image="x", log_path="daemon/0.log",
-        command=["sh", "-c", "sleep 300 & echo started"]), cfg)
-    await rt.start_container(daemon)
-    status = await asyncio.wait_for(rt.wait_container(daemon), 10)
+    status = await run_to_end("daemon", "sleep 300 & echo started")
     assert status.exit_code == 0 and status.reason == "Completed"
     assert _streams(status.log_path)["stdout"] == ["F started"]
     assert (await rt.container_status(long)).state == ContainerState.CONTAINER_RUNNING

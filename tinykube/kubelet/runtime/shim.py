@@ -30,6 +30,10 @@ import signal
 import sys
 import time
 
+TYPE_CHECKING = False  # typing itself is not imported: the shim starts on builtins only
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWUTS = 0x04000000
 CLONE_NEWIPC = 0x08000000
@@ -441,13 +445,20 @@ def pause() -> None:
         sig = signal.sigwait(PAUSE_SIGNALS)
         if sig != signal.SIGCHLD:
             return
-        while True:
-            try:
-                reaped, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if reaped == 0:
-                break
+        for _ in reaped():
+            pass
+
+
+def reaped() -> Iterator[tuple[int, int]]:
+    """(pid, wait status) of each child that has exited, without waiting for more."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        yield pid, status
 
 
 QUIET = 0.05  # seconds without output after a workload exits before its log is closed
@@ -628,13 +639,7 @@ class PodServer:
         del c.pipes[fd]
 
     def _reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
+        for pid, status in reaped():
             c = self.running.pop(pid, None)
             if c is not None:  # else an orphan the pod's PID 1 inherited
                 c.status = status
@@ -737,13 +742,8 @@ def zygote(sock_fd: int) -> int:
 
 
 def _reap_children(_sig: int, _frame: object) -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
+    for _ in reaped():
+        pass
 
 
 def _zygote_child(spec: dict, fds: list[int]) -> int:
