@@ -8,6 +8,7 @@ the largest suffix that keeps an integer mantissa, values rounded up to the nano
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -54,8 +55,14 @@ def parse_quantity(value: QuantityLike) -> Fraction:
         return Fraction(str(value))
     if not isinstance(value, str):
         raise ValueError(QUANTITY_ERROR)
-    text = value.strip()
-    m = _QUANTITY.match(text)
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(value: str) -> Fraction:
+    """parse_quantity of a string, remembered (a Fraction is immutable): the kubelet and the
+    scheduler parse the same few quantities of every pod and node over and over."""
+    m = _QUANTITY.match(value.strip())
     if not m:
         raise ValueError(QUANTITY_ERROR)
     number, suffix = m.group(1), m.group(2)
