@@ -222,7 +222,8 @@ async def test_sandbox_starts_plain_containers_itself(runtime_factory, tmp_path)
     """One process per pod: the sandbox (the pod's PID 1) is the parent of each plain
     container, which still gets its own mount namespace and cgroup, only its own stdio, its
     output logged (a last line without newline too) and its exit code; the runtime knows it
-    by its host PID. A background child holding the output pipes does not delay the exit."""
+    by its host PID. A background child holding the output pipes does not delay the exit,
+    and a container that cannot start leaves the sandbox serving the others."""
     rt = runtime_factory(isolate=True)
     cfg = sandbox(tmp_path, "one")
     sid = await rt.run_pod_sandbox(cfg)
@@ -251,6 +252,14 @@ async def test_sandbox_starts_plain_containers_itself(runtime_factory, tmp_path)
     status = await run_to_end("daemon", "sleep 300 & echo started")
     assert status.exit_code == 0 and status.reason == "Completed"
     assert _streams(status.log_path)["stdout"] == ["F started"]
+    missing = await rt.create_container(sid, ContainerConfig(name="missing", image="x", log_path="missing/0.log",
+                                                             command=["no-such-binary-xyz"]), cfg)
+    with pytest.raises(CRIError) as err:
+        await rt.start_container(missing)
+    assert err.value.reason == "RunContainerError"
+    status = await rt.container_status(missing)
+    assert status.reason == "StartError" and status.exit_code == 128
+    assert 'exec: "no-such-binary-xyz": executable file not found in $PATH' in status.message
     assert (await rt.container_status(long)).state == ContainerState.CONTAINER_RUNNING
     await rt.stop_container(long, 5)
     status = await rt.container_status(long)

@@ -32,6 +32,7 @@ import time
 
 TYPE_CHECKING = False  # typing itself is not imported: the shim starts on builtins only
 if TYPE_CHECKING:
+    import socket
     from collections.abc import Iterator
 
 CLONE_NEWNS = 0x00020000
@@ -49,6 +50,7 @@ TIOCSCTTY = 0x540E
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 PARTIAL_LINE = 16 * 1024
+QUIET = 0.05  # seconds without output after a workload exits before its log is closed
 
 _libc = None
 
@@ -172,8 +174,40 @@ class CRILogWriter:
 
 
 def report(kind: str, value: object) -> None:
-    sys.stdout.write(f"{kind} {value}".replace("\n", " ") + "\n")
+    """One line on this shim's report pipe (its stdout)."""
     sys.stdout.flush()
+    report_to(sys.stdout.fileno(), kind, value)
+
+
+def report_to(fd: int, kind: str, value: object) -> None:
+    os.write(fd, f"{kind} {value}".replace("\n", " ").encode() + b"\n")
+
+
+def start_logged(spec: dict, in_pod_pidns: bool) -> tuple[int, CRILogWriter, dict[int, str]]:
+    """Start the container's workload with stdin on /dev/null and its output on two pipes;
+    returns its PID, its log and the pipes' read ends (-> stream). On an OSError nothing
+    of this stays open."""
+    log = CRILogWriter(spec["log_path"])
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    try:
+        pid = spawn(spec, (devnull, out_w, err_w), in_pod_pidns)
+    except OSError:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        log.file.close()
+        raise
+    finally:
+        for fd in (out_w, err_w, devnull):
+            os.close(fd)
+    return pid, log, {out_r: "stdout", err_r: "stderr"}
+
+
+def start_failed(spec: dict, exc: OSError, report_fd: int) -> None:
+    """What a container that could not start reports and leaves: exit code 128."""
+    report_to(report_fd, "error", exc)
+    write_exit(spec, 128, 0, str(exc))
 
 
 def spawn(spec: dict, stdio: tuple[int, int, int] | None, in_pod_pidns: bool) -> int:
@@ -275,20 +309,15 @@ def run_container(spec: dict) -> int:
     in_pod_pidns = bool(spec.get("ns", {}).get("pid"))
     if spec.get("private_mounts"):
         setup_mounts(spec.get("mounts", []))
-    log = CRILogWriter(spec["log_path"])
-    out_r, out_w = os.pipe()
-    errp_r, errp_w = os.pipe()
-    devnull = os.open(os.devnull, os.O_RDONLY)
     try:
-        pid = spawn(spec, (devnull, out_w, errp_w), in_pod_pidns)
+        pid, log, pipes = start_logged(spec, in_pod_pidns)
     except OSError as exc:
-        report("error", exc)
-        write_exit(spec, 128, 0, str(exc))
+        sys.stdout.flush()
+        start_failed(spec, exc, sys.stdout.fileno())
         return 128
-    os.close(out_w), os.close(errp_w), os.close(devnull)
     forward_signals(pid)
     report("pid", pid)
-    pump_logs(log, {out_r: "stdout", errp_r: "stderr"}, pid)
+    pump_logs(log, pipes, pid)
     _, status = os.waitpid(pid, 0)
     code, sig = exit_code_of(status)
     write_exit(spec, code, sig, "")
@@ -302,7 +331,7 @@ def pump_logs(log: CRILogWriter, fds: dict[int, str], pid: int) -> None:
         sel.register(fd, selectors.EVENT_READ)
     exited_at = None
     while fds:
-        events = sel.select(timeout=0.5 if exited_at is None else 0.05)
+        events = sel.select(timeout=0.5 if exited_at is None else QUIET)
         if not events and exited_at is not None:
             break  # a daemonized grandchild holds the pipe; stop reading
         for key, _ in events:
@@ -461,9 +490,6 @@ def reaped() -> Iterator[tuple[int, int]]:
         yield pid, status
 
 
-QUIET = 0.05  # seconds without output after a workload exits before its log is closed
-
-
 class PodContainer:
     """A plain container the sandbox started: its spec, report pipe, log and output pipes."""
 
@@ -477,10 +503,6 @@ class PodContainer:
 
     def report(self, kind: str, value: object) -> None:
         report_to(self.report_fd, kind, value)
-
-
-def report_to(fd: int, kind: str, value: object) -> None:
-    os.write(fd, f"{kind} {value}".replace("\n", " ").encode() + b"\n")
 
 
 class PodServer:
@@ -544,18 +566,8 @@ class PodServer:
         self.stopping = True
 
     def _request(self) -> None:
-        import array
-        import socket
         assert self.ctl is not None
-        fd_size = array.array("i").itemsize
-        try:
-            data, ancdata, _flags, _addr = self.ctl.recvmsg(1 << 20, socket.CMSG_SPACE(fd_size))
-        except InterruptedError:
-            return
-        fds = array.array("i")
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[:len(payload) - len(payload) % fd_size])
+        data, fds = recv_spec(self.ctl, 1)
         for fd in fds:
             os.set_inheritable(fd, False)  # never into a workload: it would hold the pipe open
         if not data:  # the runtime is gone; the pod's processes stay until it is killed
@@ -567,35 +579,19 @@ class PodServer:
             self._start(marshal.loads(data), fds[0])
 
     def _start(self, spec: dict, report_fd: int) -> None:
-        log = None
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        devnull = os.open(os.devnull, os.O_RDONLY)
         try:
-            log = CRILogWriter(spec["log_path"])
             try:
                 if spec.get("private_mounts"):
                     setup_mounts(spec.get("mounts", []))
-                env = spec.get("env", {})
-                path = find_executable(spec["argv"][0], env.get("PATH", os.defpath))
-                pid = spawn_direct({**spec, "cgroups_home": self.home_cgroups}, path, env,
-                                   (devnull, out_w, err_w))
+                pid, log, pipes = start_logged({**spec, "cgroups_home": self.home_cgroups}, True)
             finally:
                 _check(libc().setns(self.pod_mnt, CLONE_NEWNS), "setns back to the pod's mount namespace")
         except OSError as exc:
-            for fd in (out_r, err_r):
-                os.close(fd)
-            if log is not None:
-                log.file.close()
-            report_to(report_fd, "error", exc)
-            write_exit(spec, 128, 0, str(exc))
+            start_failed(spec, exc, report_fd)
             report_to(report_fd, "exit", 128)
             os.close(report_fd)
             return
-        finally:
-            for fd in (out_w, err_w, devnull):
-                os.close(fd)
-        c = PodContainer(spec, report_fd, log, {out_r: "stdout", err_r: "stderr"})
+        c = PodContainer(spec, report_fd, log, pipes)
         for fd in c.pipes:
             self.sel.register(fd, selectors.EVENT_READ, c)
         self.running[pid] = c
@@ -690,6 +686,25 @@ def run(spec: dict) -> int:
         return 128
 
 
+def recv_spec(sock: socket.socket, max_fds: int) -> tuple[bytes, list[int]]:
+    """One message and the fds attached to it (SCM_RIGHTS), as ``send_spec`` sends them;
+    (b"", []) at the end of the stream."""
+    import array
+    import socket
+    fd_size = array.array("i").itemsize
+    while True:
+        try:
+            data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(max_fds * fd_size))
+            break
+        except InterruptedError:
+            continue
+    fds = array.array("i")
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[:len(payload) - len(payload) % fd_size])
+    return data, list(fds)
+
+
 def zygote(sock_fd: int) -> int:
     """Fork shims on request, so each costs a fork instead of an interpreter start.
 
@@ -698,7 +713,6 @@ def zygote(sock_fd: int) -> int:
     that pipe (``pid N`` ... ``exit N``); its end of file tells the caller the shim is gone.
     The zygote reaps its children and exits when the socket closes (its kubelet is gone).
     """
-    import array
     import socket
     import struct  # noqa: F401  (for configure_interfaces: imported once here, not in every shim)
 
@@ -709,18 +723,10 @@ def zygote(sock_fd: int) -> int:
     # garbage would otherwise touch, and so copy, every page it shares with the zygote.
     gc.freeze()
     signal.signal(signal.SIGCHLD, _reap_children)
-    fd_size = array.array("i").itemsize
     while True:
-        try:
-            data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(4 * fd_size))
-        except InterruptedError:
-            continue
+        data, fds = recv_spec(sock, 4)
         if not data:
             return 0
-        fds = array.array("i")
-        for level, kind, payload in ancdata:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(payload[:len(payload) - len(payload) % fd_size])
         if not fds:
             continue
         spec = marshal.loads(data)
@@ -731,9 +737,9 @@ def zygote(sock_fd: int) -> int:
             if os.fork() == 0:
                 sock.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                os._exit(_zygote_child(spec, list(fds)))
+                os._exit(_zygote_child(spec, fds))
         except OSError as exc:
-            os.write(fds[0], f"error {exc}\n".encode())
+            report_to(fds[0], "error", exc)
         finally:
             if sandbox:
                 _check(libc().setns(own_pidns, CLONE_NEWPID), "setns back to the zygote's PID namespace")
