@@ -91,17 +91,21 @@ async def test_exit_code_logs_and_no_orphans_without_isolation(runtime_factory, 
     assert not alive(child)
 
 
-async def test_start_error_for_missing_binary(runtime_factory, tmp_path):
-    rt = runtime_factory(isolate=False)
-    cfg = sandbox(tmp_path)
-    sid = await rt.run_pod_sandbox(cfg)
-    cid = await rt.create_container(sid, ContainerConfig(name="c", image="x", command=["no-such-binary-xyz"]), cfg)
+async def assert_missing_binary_fails_to_start(rt, sid: str, cfg: PodSandboxConfig) -> None:
+    cid = await rt.create_container(sid, ContainerConfig(name="missing", image="x", log_path="missing/0.log",
+                                                         command=["no-such-binary-xyz"]), cfg)
     with pytest.raises(CRIError) as err:
         await rt.start_container(cid)
     assert err.value.reason == "RunContainerError"
     status = await rt.container_status(cid)
     assert status.reason == "StartError" and status.exit_code == 128
-    assert 'exec: "no-such-binary-xyz"' in status.message
+    assert 'exec: "no-such-binary-xyz": executable file not found in $PATH' in status.message
+
+
+async def test_start_error_for_missing_binary(runtime_factory, tmp_path):
+    rt = runtime_factory(isolate=False)
+    cfg = sandbox(tmp_path)
+    await assert_missing_binary_fails_to_start(rt, await rt.run_pod_sandbox(cfg), cfg)
 
 
 @needs_root
@@ -252,14 +256,7 @@ async def test_sandbox_starts_plain_containers_itself(runtime_factory, tmp_path)
     status = await run_to_end("daemon", "sleep 300 & echo started")
     assert status.exit_code == 0 and status.reason == "Completed"
     assert _streams(status.log_path)["stdout"] == ["F started"]
-    missing = await rt.create_container(sid, ContainerConfig(name="missing", image="x", log_path="missing/0.log",
-                                                             command=["no-such-binary-xyz"]), cfg)
-    with pytest.raises(CRIError) as err:
-        await rt.start_container(missing)
-    assert err.value.reason == "RunContainerError"
-    status = await rt.container_status(missing)
-    assert status.reason == "StartError" and status.exit_code == 128
-    assert 'exec: "no-such-binary-xyz": executable file not found in $PATH' in status.message
+    await assert_missing_binary_fails_to_start(rt, sid, cfg)
     assert (await rt.container_status(long)).state == ContainerState.CONTAINER_RUNNING
     await rt.stop_container(long, 5)
     status = await rt.container_status(long)
