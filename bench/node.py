@@ -131,23 +131,36 @@ def kubelet_config(args: argparse.Namespace, root_dir: str, client: Client) -> K
         isolate=False if args.no_isolation else None)
 
 
+class InProcessKubelet:
+    """The kubelet in the calling process's event loop (``--in-process``, and the
+    ``--kubelet`` process itself)."""
+
+    def __init__(self, args: argparse.Namespace, root_dir: str, client: Client) -> None:
+        self.kubelet = Kubelet(kubelet_config(args, root_dir, client))
+
+    async def wait_ready(self) -> None:
+        await self.kubelet.start()
+        gc.freeze()  # as `tinykube kubelet` does once started
+        await self.kubelet.registered.wait()
+
+    async def stop(self) -> None:
+        await self.kubelet.stop()
+        await self.kubelet.config.client.close()
+
+
 async def serve_kubelet(args: argparse.Namespace) -> None:
     """``--kubelet``: run the benchmark's kubelet until SIGTERM; "ready" on stdout once the
     Node is registered."""
-    kubelet = Kubelet(kubelet_config(args, args.root_dir, Client.from_kubeconfig(args.kubeconfig)))
+    kubelet = InProcessKubelet(args, args.root_dir, Client.from_kubeconfig(args.kubeconfig))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await kubelet.start()
-        gc.freeze()  # as `tinykube kubelet` does once started
-        await kubelet.registered.wait()
+        await kubelet.wait_ready()
         sys.stdout.write("ready\n")
         sys.stdout.flush()
         await stop.wait()
     finally:
         await kubelet.stop()
-        await kubelet.config.client.close()
 
 
 class KubeletProcess:
@@ -179,26 +192,19 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
     tmp = tempfile.TemporaryDirectory(prefix="tinykube-bench-node-")
     server: ApiServerProcess | InProcessApiServer
     server = InProcessApiServer(tmp.name) if args.in_process else ApiServerProcess(tmp.name)
-    kubelet: Kubelet | KubeletProcess | None = None
+    kubelet: InProcessKubelet | KubeletProcess | None = None
     client = None
     try:
         await server.wait_ready()
         client = server.client()
-        if args.in_process:
-            kubelet = Kubelet(kubelet_config(args, f"{tmp.name}/kubelet", server.client()))
-            await kubelet.start()
-            gc.freeze()  # as `tinykube kubelet` does once started
-            await kubelet.registered.wait()
+        if isinstance(server, InProcessApiServer):
+            kubelet = InProcessKubelet(args, f"{tmp.name}/kubelet", server.client())
         else:
-            assert isinstance(server, ApiServerProcess)
             kubelet = KubeletProcess(args, tmp.name, server.kubeconfig)
-            await kubelet.wait_ready()
+        await kubelet.wait_ready()
         return await measure(args, client)
     finally:
-        if isinstance(kubelet, Kubelet):
-            await kubelet.stop()
-            await kubelet.config.client.close()
-        elif kubelet is not None:
+        if kubelet is not None:
             await kubelet.stop()
         if client is not None:
             await client.close()
