@@ -20,19 +20,23 @@ def new_pod(name, **kw):
     return pod
 
 
-async def watch_until(client, name, predicate, timeout=30.0):
-    pods = client.resource("pods")
-
+async def first_matching(resource, field_selector, predicate, timeout=30.0):
+    """The first object in default matching the selector and predicate, listed or watched."""
     async def until():
-        current = await pods.get(name, namespace="default")
-        if predicate(current):
-            return current
-        async for etype, obj in pods.watch(
-                namespace="default", field_selector=f"metadata.name={name}",
-                resource_version=current["metadata"]["resourceVersion"]):
+        listed = await resource.list(namespace="default", field_selector=field_selector)
+        for obj in listed["items"]:
+            if predicate(obj):
+                return obj
+        async for etype, obj in resource.watch(
+                namespace="default", field_selector=field_selector,
+                resource_version=listed["metadata"]["resourceVersion"]):
             if etype != "DELETED" and predicate(obj):
                 return obj
     return await asyncio.wait_for(until(), timeout)
+
+
+async def watch_until(client, name, predicate, timeout=30.0):
+    return await first_matching(client.resource("pods"), f"metadata.name={name}", predicate, timeout)
 
 
 async def test_only_the_leader_schedules_and_metrics_are_served(apiserver):
@@ -52,6 +56,10 @@ async def test_only_the_leader_schedules_and_metrics_are_served(apiserver):
             await client.resource("pods").create(new_pod("a", cpu="100m"),
                                                  namespace="default")
             await watch_until(client, "a", lambda p: p["spec"].get("nodeName"))
+            # the scheduler counts a binding once the API server has answered it, which a
+            # watch can show first: its Scheduled Event comes after the count
+            await first_matching(client.resource("events"), "involvedObject.name=a",
+                                 lambda e: e["reason"] == "Scheduled")
             assert first.scheduled == 1 and second.scheduled == 0
             assert not second.elector.is_leader
             lease = await client.resource("leases").get("kube-scheduler",
