@@ -1,10 +1,15 @@
 """How much of the machine's CPU time the hypervisor took during a run (``steal`` in
 /proc/stat): on a shared VM it moves wall-clock figures more than any code change, so the
-benchmarks print it next to them."""
+benchmarks print it next to them. And which processes used the CPU a run took, since on two
+cores a latency goal is mostly a CPU budget."""
 
 from __future__ import annotations
 
-STEAL = 7  # the eighth number of /proc/stat's "cpu" line
+import os
+from typing import Callable
+
+IDLE = 3  # idle and iowait, the fourth and fifth numbers of /proc/stat's "cpu" line
+STEAL = 7  # the eighth
 
 
 def cpu_times() -> list[int]:
@@ -32,3 +37,66 @@ class StealShare:
 
     def __str__(self) -> str:
         return "" if self.share is None else f"steal {self.share * 100:.0f}%"
+
+
+def _task_ns(pid: str) -> int:
+    """CPU time of all of a process's threads (ns, from schedstat); 0 once it is gone."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    return total
+
+
+def _cmdline(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _parent(pid: str) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[1]
+    except (OSError, IndexError):
+        return ""
+
+
+def process_cpu() -> dict[str, tuple[str, str, int]]:
+    """Every process's command line, parent PID and CPU time so far (ns), by PID."""
+    return {pid: (_cmdline(pid), _parent(pid), _task_ns(pid)) for pid in os.listdir("/proc") if pid.isdigit()}
+
+
+class CpuByRole:
+    """``with CpuByRole(role) as cpu: ...``: core-seconds each role used in the block, where
+    ``role(cmdline, parent's cmdline)`` names a process's role (or None for the rest), and the
+    whole machine's busy time beside them. Processes that exit inside the block are missed."""
+
+    def __init__(self, role: Callable[[str, str], str | None]) -> None:
+        self.role = role
+        self.used: dict[str, float] = {}
+        self.machine = 0.0
+
+    def __enter__(self) -> CpuByRole:
+        self.before, self.before_stat = process_cpu(), cpu_times()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        after, stat = process_cpu(), cpu_times()
+        for pid, (cmdline, parent, ns) in after.items():
+            name = self.role(cmdline, after.get(parent, self.before.get(parent, ("", "", 0)))[0])
+            if name is not None:
+                before = self.before.get(pid, ("", "", 0))[2]
+                self.used[name] = self.used.get(name, 0.0) + max(0, ns - before) / 1e9
+        delta = [b - a for a, b in zip(self.before_stat, stat)]
+        busy = sum(delta[:STEAL]) - sum(delta[IDLE:IDLE + 2]) if len(delta) > STEAL else 0
+        self.machine = busy / os.sysconf("SC_CLK_TCK")
+
+    def __str__(self) -> str:
+        parts = [f"{name} {used:.2f}" for name, used in sorted(self.used.items(), key=lambda kv: -kv[1])]
+        return f"CPU core-seconds: {', '.join(parts)}; whole machine {self.machine:.2f}"

@@ -5,6 +5,7 @@
     python3 bench/node.py --qps 20             # create at a steady rate instead of one burst
     python3 bench/node.py --no-isolation       # process runtime without namespaces/cgroups
     python3 bench/node.py --in-process         # API server and kubelet in the benchmark's process
+    python3 bench/node.py --cpu                # and which processes used how much CPU meanwhile
 
 Layout, as in every real cluster: the API server runs in its own process (``tinykube
 apiserver --store sqlite://<tmp>/store.db --secure-port 0 --write-kubeconfig ...``, a
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -33,7 +35,7 @@ import sys
 import tempfile
 import time
 
-from cpustat import StealShare
+from cpustat import CpuByRole, StealShare
 
 from tinykube.api.errors import ApiError
 from tinykube.client.rest import Client
@@ -212,6 +214,19 @@ async def run(args: argparse.Namespace) -> dict[str, float]:
         tmp.cleanup()
 
 
+def role(cmdline: str, parent: str) -> str | None:
+    """Which part of the node a process is, for ``--cpu``."""
+    if "--zygote" in cmdline:  # sandboxes and shims are forked by the fork server
+        return "sandboxes and shims" if "--zygote" in parent else "fork server"
+    if "--zygote" in parent:
+        return "workloads"
+    if "tinykube apiserver" in cmdline:
+        return "API server"
+    if "node.py" in cmdline:
+        return "kubelet" if "--kubelet" in cmdline else "benchmark"
+    return None
+
+
 async def measure(args: argparse.Namespace, client: Client) -> dict[str, float]:
     created: dict[str, float] = {}
     running: dict[str, float] = {}
@@ -219,24 +234,28 @@ async def measure(args: argparse.Namespace, client: Client) -> dict[str, float]:
     rv = (await client.resource("pods").list(namespace="default"))["metadata"]["resourceVersion"]
     watcher = asyncio.create_task(watch_running(client, created, running, args.pods, ready, rv))
     pods = client.resource("pods")
-    started = time.monotonic()
+    cpu = CpuByRole(role) if args.cpu else contextlib.nullcontext()
 
     async def create(i: int) -> None:
         await pods.create(pod(i, NODE), namespace="default")
         created[f"bench-{i}"] = time.monotonic()
 
     try:
-        if args.qps:
-            for i in range(args.pods):
-                await asyncio.sleep(max(0.0, started + i / args.qps - time.monotonic()))
-                await create(i)
-        else:
-            await asyncio.gather(*(create(i) for i in range(args.pods)))
-        await asyncio.wait_for(ready.wait(), args.timeout)
-        await watcher
+        with cpu:
+            started = time.monotonic()
+            if args.qps:
+                for i in range(args.pods):
+                    await asyncio.sleep(max(0.0, started + i / args.qps - time.monotonic()))
+                    await create(i)
+            else:
+                await asyncio.gather(*(create(i) for i in range(args.pods)))
+            await asyncio.wait_for(ready.wait(), args.timeout)
+            await watcher
+            total = time.monotonic() - started
     finally:
         watcher.cancel()
-    total = time.monotonic() - started
+    if isinstance(cpu, CpuByRole):
+        print(f"{cpu} (in the {total:.2f} s until all were Running)")
     latencies = [running[name] - created[name] for name in created]
     return {"pods": args.pods, "p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
             "p99": percentile(latencies, 99), "max": max(latencies), "mean": statistics.mean(latencies),
@@ -253,6 +272,8 @@ def main() -> None:
                         help="process runtime without namespaces and cgroups (as without root)")
     parser.add_argument("--in-process", action="store_true",
                         help="run the API server and the kubelet in the benchmark's process and event loop")
+    parser.add_argument("--cpu", action="store_true",
+                        help="print the CPU time each process of the node used until all pods were Running")
     parser.add_argument("--kubelet", action="store_true", help=argparse.SUPPRESS)  # the kubelet's process
     parser.add_argument("--kubeconfig", help=argparse.SUPPRESS)
     parser.add_argument("--root-dir", help=argparse.SUPPRESS)
