@@ -123,18 +123,11 @@ def record_update(info: ResourceInfo, old: Obj | None, new: Obj, manager: str,
     root = _root(info)
     sub = subresource or ""
     entries = read_managed_fields(old) if old is not None else []
-    new_set = fieldsets.field_set(root, new, subresource)
     if old is None:
-        changed = new_set
+        changed = fieldsets.field_set(root, new, subresource)
         removed: FieldSet = set()
     else:
-        old_set = fieldsets.field_set(root, old, subresource)
-        inner = _inner_paths(new_set)
-        changed = {p for p in new_set
-                   if p not in old_set
-                   or (p not in inner
-                       and fieldsets.value_at(old, p) != fieldsets.value_at(new, p))}
-        removed = old_set - new_set
+        changed, removed = fieldsets.changes(root, old, new, subresource)
     # Changes to fields this manager owns by apply came from that apply (an apply request
     # runs through the same write path); they stay with the Apply entry.
     applied_by_me = set().union(*(e.fields for e in entries
@@ -151,11 +144,6 @@ def record_update(info: ResourceInfo, old: Obj | None, new: Obj, manager: str,
             entry.fields = entry.fields - changed - removed
     write_managed_fields(new, entries)
     return new
-
-
-def _inner_paths(paths: FieldSet) -> FieldSet:
-    """The members some other member lies below (the complement of ``_is_leaf``)."""
-    return {p[:i] for p in paths for i in range(1, len(p))} & paths
 
 
 def _is_leaf(path: FieldPath, paths: FieldSet) -> bool:

@@ -146,6 +146,89 @@ def field_set(root: Mapping[str, Any] | None, obj: Mapping[str, Any],
     return out
 
 
+def changes(root: Mapping[str, Any] | None, old: Mapping[str, Any], new: Mapping[str, Any],
+            subresource: str | None = None) -> tuple[FieldSet, FieldSet]:
+    """(changed, removed) between two versions of an object: the paths of ``new`` that
+    ``old`` lacks or holds another value at, and the paths only ``old`` has. The same as
+    comparing both whole field sets, but parts equal in both are skipped unwalked: a
+    status write leaves the spec alone, an update of the spec the status."""
+    changed: FieldSet = set()
+    removed: FieldSet = set()
+    _diff(_trimmed(old, subresource), _trimmed(new, subresource), root, (), changed, removed)
+    return changed, removed
+
+
+def _diff(old: Any, new: Any, node: Mapping[str, Any] | None, prefix: FieldPath,
+          changed: FieldSet, removed: FieldSet) -> None:
+    if old == new:
+        return
+    if isinstance(old, dict) and isinstance(new, dict) and old and new:
+        for key in old.keys() | new.keys():
+            path = prefix + (("f", key),)
+            if key not in new:
+                _collect(old[key], child_schema(node, key), path, removed)
+            elif key not in old:
+                _collect(new[key], child_schema(node, key), path, changed)
+            else:
+                _diff(old[key], new[key], child_schema(node, key), path, changed, removed)
+        return
+    if isinstance(old, list) and isinstance(new, list) and old and new and _diff_items(
+            old, new, node, prefix, changed, removed):
+        return
+    old_set: FieldSet = set()
+    new_set: FieldSet = set()
+    _collect(old, node, prefix, old_set)
+    _collect(new, node, prefix, new_set)
+    inner = inner_paths(new_set)
+    depth = len(prefix)
+    changed.update(p for p in new_set if p not in old_set or (
+        p not in inner and value_at(old, p[depth:]) != value_at(new, p[depth:])))
+    removed.update(old_set - new_set)
+
+
+def _keyed(items: list, keys: tuple[str, ...]) -> dict[Elem, Any] | None:
+    """An associative list's items by their ``k:`` element; None unless every item has a
+    key of its own."""
+    out = {}
+    for item in items:
+        elem = item_key(item, keys)
+        if elem is None or elem in out:
+            return None
+        out[elem] = item
+    return out
+
+
+def _diff_items(old: list, new: list, node: Mapping[str, Any] | None, prefix: FieldPath,
+                changed: FieldSet, removed: FieldSet) -> bool:
+    """``_diff`` for two associative lists, item by item (a node's conditions differ in one
+    heartbeat); False, with nothing done, for lists of any other kind."""
+    mode, keys = list_mode(node)
+    if mode != "map":
+        return False
+    old_items, new_items = _keyed(old, keys), _keyed(new, keys)
+    if old_items is None or new_items is None:
+        return False
+    sub = items_schema(node)
+    for elem, item in new_items.items():
+        path = prefix + (elem,)
+        if elem in old_items:
+            _diff(old_items[elem], item, sub, path, changed, removed)
+        else:
+            changed.add(path)
+            _collect(item, sub, path, changed)
+    for elem, item in old_items.items():
+        if elem not in new_items:
+            path = prefix + (elem,)
+            removed.add(path)
+            _collect(item, sub, path, removed)
+    return True
+
+
+def inner_paths(paths: FieldSet) -> FieldSet:
+    """The members some other member lies below (the ones that are not leaves)."""
+    return {p[:i] for p in paths for i in range(1, len(p))} & paths
+
+
 # --- FieldsV1 encoding -----------------------------------------------------------------
 
 
@@ -271,8 +354,8 @@ _MISSING = object()
 def _find_item(items: list, elem: Elem) -> int | None:
     wanted = dict(elem[1])
     for i, item in enumerate(items):
-        if isinstance(item, dict) and all(k in item and _dumps(item[k]) == v
-                                          for k, v in wanted.items()):
+        if isinstance(item, dict) and all(_dumps(item[k] if k in item else KEY_DEFAULTS.get(k)) == v
+                                          for k, v in wanted.items()):  # as item_key() names it
             return i
     return None
 

@@ -194,5 +194,46 @@ def test_encode_hands_out_fresh_trees() -> None:
 def test_inner_paths_are_the_non_leaves() -> None:
     root = schema.definition_for(PODS)
     paths = fieldsets.field_set(root, pod())
-    inner = apply._inner_paths(paths)
+    inner = fieldsets.inner_paths(paths)
     assert {p for p in paths if not apply._is_leaf(p, paths)} == inner
+
+
+def whole_set_changes(info, old: dict, new: dict, subresource: str | None) -> tuple[set, set]:
+    """What an update changed and removed, from both objects' whole field sets."""
+    root = schema.definition_for(info)
+    old_set = fieldsets.field_set(root, old, subresource)
+    new_set = fieldsets.field_set(root, new, subresource)
+    inner = fieldsets.inner_paths(new_set)
+    changed = {p for p in new_set if p not in old_set or (
+        p not in inner and fieldsets.value_at(old, p) != fieldsets.value_at(new, p))}
+    return changed, old_set - new_set
+
+
+def removed_at(obj: dict, path: tuple) -> dict:
+    out = copy.deepcopy(obj)
+    cur = out
+    for step in path[:-1]:
+        cur = cur[step]
+    del cur[path[-1]]
+    return out
+
+
+@pytest.mark.parametrize("subresource", [None, "status"])
+@pytest.mark.parametrize("info,make", [(PODS, pod), (DEPLOYMENTS, deployment)])
+def test_changes_skip_equal_parts_and_agree_with_the_whole_sets(info, make, subresource) -> None:
+    root = schema.definition_for(info)
+    base = make()
+    base.setdefault("status", {"replicas": 2, "conditions": [{"type": "Available", "status": "True"}]})
+    assert fieldsets.changes(root, base, copy.deepcopy(base), subresource) == (set(), set())
+    differing = 0
+    for path in locations(base):
+        if not path:
+            continue
+        variants = [replaced(base, path, value) for value in BAD_VALUES + [{"name": "c"}, [{"name": "z"}]]]
+        variants.append(removed_at(base, path))
+        for new in variants:
+            for old, updated in ((base, new), (new, base)):
+                expected = whole_set_changes(info, old, updated, subresource)
+                assert fieldsets.changes(root, old, updated, subresource) == expected, (path, updated)
+                differing += expected != (set(), set())
+    assert differing > 100
