@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tinykube.api import meta
 from tinykube.api import pods as podutil
 from tinykube.api.errors import ApiError
-from tinykube.api.quantity import cpu_millis, parse_quantity
+from tinykube.api.quantity import cpu_millis, parse_quantity, value_int
 from tinykube.kubelet import nodestatus, static
 from tinykube.kubelet.backoff import Backoff
 from tinykube.kubelet.config import KubeletConfig, validate
@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
+ADMITTED = ("cpu", "memory", "pods")  # the resources kubelet admission checks
 RETRY_INITIAL = 0.2
 RETRY_MAX = 1.0  # the API server of a fresh `tinykube up` comes up within seconds
 RETRY_REFUSED = 0.1  # while the API server's port is closed
@@ -104,7 +105,7 @@ class Kubelet:
         self.service_informer: Informer | None = None
         self._tasks: list[asyncio.Task] = []
         self._last_status: dict[str, Obj] = {}
-        self._requests: dict[str, tuple[Any, dict[str, Any]]] = {}  # uid -> (spec, its requests)
+        self._requests: dict[str, tuple[Any, dict[str, Any], tuple[int, ...]]] = {}  # uid -> (spec, its requests, units)
         self._mirror_wake = asyncio.Event()
         self.capacity, self.allocatable = {}, {}
         self.metrics = KubeletMetrics(self.node_name, self._running_pods, self._container_states)
@@ -485,7 +486,7 @@ class Kubelet:
         # upstream's ResourceConfigForPod: the pod's CPU weight is its effective CPU request
         # (MilliCPUToShares; a BestEffort pod, with none, gets the minimum 2)
         res = LinuxResources(pids_limit=max(0, self.config.pod_pids_limit),
-                             cpu_shares=milli_cpu_to_shares(cpu_millis(self._pod_requests(pod).get("cpu", 0))))
+                             cpu_shares=milli_cpu_to_shares(cpu_millis(self._pod_requests(pod)[0].get("cpu", 0))))
         limits = [container_resources(c).memory_limit_in_bytes for c in podutil.containers(pod)]
         if limits and all(limits):
             res.memory_limit_in_bytes = sum(limits)
@@ -564,42 +565,39 @@ class Kubelet:
         self._last_status.pop(meta.uid(pod), None)
 
     def admit(self, pod: Obj) -> tuple[str, str] | None:
-        """Reject a pod that does not fit the node's allocatable (upstream's predicate admit)."""
-        others = [w.pod for uid, w in self.workers.workers.items()
-                  if uid != meta.uid(pod) and w.admitted and w.rejection is None and not podutil.is_terminal(w.pod)]
-        request = podutil.pod_requests(pod)
-        used: dict[str, Any] = {}
-        for other in others:
-            for key, value in self._pod_requests(other).items():
-                used[key] = used.get(key, 0) + value
-        for resource in ("cpu", "memory", "pods"):
-            cap = parse_quantity(self.allocatable.get(resource, "0"))
-            want = request.get(resource, 0)
-            have = used.get(resource, 0)
-            if want and want + have > cap:
-                if resource == "cpu":
-                    fmt = (cpu_millis(want), cpu_millis(have), cpu_millis(cap))
-                else:
-                    fmt = (int(want), int(have), int(cap))
-                message = (f"Node didn't have enough resource: {resource}, requested: {fmt[0]}, "
-                           f"used: {fmt[1]}, capacity: {fmt[2]}")
+        """Reject a pod that does not fit the node's allocatable (upstream's predicate admit),
+        in the units upstream compares: milli-CPU, bytes, pods."""
+        uid = meta.uid(pod)
+        used = [0] * len(ADMITTED)
+        for other_uid, w in self.workers.workers.items():
+            if other_uid != uid and w.admitted and w.rejection is None and not podutil.is_terminal(w.pod):
+                for i, value in enumerate(self._pod_requests(w.pod)[1]):
+                    used[i] += value
+        want = _admission_units(podutil.pod_requests(pod))
+        cap = _admission_units({r: parse_quantity(self.allocatable.get(r, "0")) for r in ADMITTED})
+        for resource, wanted, have, capacity in zip(ADMITTED, want, used, cap):
+            if wanted and wanted + have > capacity:
+                message = (f"Node didn't have enough resource: {resource}, requested: {wanted}, "
+                           f"used: {have}, capacity: {capacity}")
                 reason = f"OutOf{resource}"
                 self.record_event(pod, "Warning", reason, message)
                 return reason, f"Pod was rejected: {message}"
         return None
 
-    def _pod_requests(self, pod: Obj) -> dict[str, Any]:
-        """pod_requests(pod), remembered while the pod's spec stays the same: admitting a
-        burst of pods would otherwise parse every other pod's requests again for each one
-        (the worker's pod object is replaced on every watch event, its spec rarely changes)."""
+    def _pod_requests(self, pod: Obj) -> tuple[dict[str, Any], tuple[int, ...]]:
+        """pod_requests(pod) and its admission units, remembered while the pod's spec stays
+        the same: admitting a burst of pods would otherwise parse every other pod's
+        requests again for each one (the worker's pod object is replaced on every watch
+        event, its spec rarely changes)."""
         uid = meta.uid(pod)
         spec = pod.get("spec")
         cached = self._requests.get(uid)
-        if cached is None or cached[0] != spec:
+        if cached is None or (cached[0] is not spec and cached[0] != spec):
             if len(self._requests) > 2 * len(self.workers.workers) + 16:
                 self._requests = {u: v for u, v in self._requests.items() if u in self.workers.workers}
-            cached = self._requests[uid] = (spec, podutil.pod_requests(pod))
-        return cached[1]
+            requests = podutil.pod_requests(pod)
+            cached = self._requests[uid] = (spec, requests, _admission_units(requests))
+        return cached[1], cached[2]
 
     def observe_pod_started(self, pod: Obj, seconds: float) -> None:
         self.metrics.pod_start.observe(seconds)
@@ -654,3 +652,10 @@ def host_resolv_conf(path: str = "/etc/resolv.conf") -> tuple[list[str], list[st
     except OSError:
         pass
     return servers, searches, options
+
+
+def _admission_units(requests: dict[str, Any]) -> tuple[int, ...]:
+    """(milli-CPU, bytes, pods) of a resource list, rounded up as upstream's MilliValue()
+    and Value() are: summing a burst's requests stays integer arithmetic."""
+    return (cpu_millis(requests.get("cpu", 0)), value_int(requests.get("memory", 0)),
+            value_int(requests.get("pods", 0)))

@@ -74,6 +74,34 @@ async def test_admission_counts_running_pods_after_their_status_updates(apiserve
         assert got["status"]["message"] == ("Pod was rejected: Node didn't have enough resource: cpu, "
                                             "requested: 600, used: 600, capacity: 1000")
 
+
+async def test_memory_and_pod_count_are_admitted_in_bytes_and_pods(apiserver, kubelet_factory):
+    """A second pod that would overrun the node's memory is rejected with the sizes in
+    bytes; one more pod than ``pods`` allows is rejected as OutOfpods."""
+    await kubelet_factory("node-1", runtime="fake", capacity={"memory": "1Gi", "pods": "2"})
+
+    def pod(name: str, memory: str = "") -> dict:
+        resources = {"requests": {"memory": memory}} if memory else {}
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
+                "spec": {"nodeName": "node-1", "containers": [{"name": "c", "image": "x", "resources": resources}]}}
+
+    async with apiserver.client() as client:
+        pods = client.resource("pods")
+        await pods.create(pod("first", "600Mi"), namespace="default")
+        await wait_for_pod(client, "default", "first", lambda p: podutil.phase(p) == "Running")
+        await pods.create(pod("second", "600Mi"), namespace="default")
+        got = await wait_for_pod(client, "default", "second", lambda p: podutil.phase(p) == "Failed")
+        assert got["status"]["reason"] == "OutOfmemory"
+        assert got["status"]["message"] == ("Pod was rejected: Node didn't have enough resource: memory, "
+                                            "requested: 629145600, used: 629145600, capacity: 1073741824")
+        await pods.create(pod("third"), namespace="default")
+        await wait_for_pod(client, "default", "third", lambda p: podutil.phase(p) == "Running")
+        await pods.create(pod("fourth"), namespace="default")
+        got = await wait_for_pod(client, "default", "fourth", lambda p: podutil.phase(p) == "Failed")
+        assert got["status"]["message"] == ("Pod was rejected: Node didn't have enough resource: pods, "
+                                            "requested: 1, used: 2, capacity: 2")
+
+
 async def test_healthz_pods_and_metrics_endpoints(apiserver, kubelet_factory):
     kubelet = await kubelet_factory("node-1", runtime="fake")
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
