@@ -257,9 +257,48 @@ async def test_sandbox_starts_plain_containers_itself(runtime_factory, tmp_path)
     assert status.exit_code == 0 and status.reason == "Completed"
     assert _streams(status.log_path)["stdout"] == ["F started"]
     await assert_missing_binary_fails_to_start(rt, sid, cfg)
+    tty = await rt.create_container(sid, ContainerConfig(name="tty", image="x", log_path="tty/0.log", tty=True,
+                                                         command=["sh", "-c", "ls /proc/$$/fd"]), cfg)
+    await rt.start_container(tty)  # a shim of its own: neither its spec's fds nor its report pipe leak
+    status = await asyncio.wait_for(rt.wait_container(tty), 10)
+    assert _streams(status.log_path)["stdout"] == ["F 0", "F 1", "F 2"]
     assert (await rt.container_status(long)).state == ContainerState.CONTAINER_RUNNING
     await rt.stop_container(long, 5)
     status = await rt.container_status(long)
     assert status.state == ContainerState.CONTAINER_EXITED and status.exit_code == 143
     await rt.remove_pod_sandbox(sid)
     assert not alive(sb_pid)
+
+
+@needs_root
+@pytest.mark.root
+async def test_exec_runs_under_a_forked_shim(runtime_factory, tmp_path):
+    """An exec's command runs under a shim the fork server forked (no interpreter start per
+    probe), in the container's namespaces and cgroup, with only its own stdio; a command
+    that cannot start answers 127 with exec's message, and one past its timeout is killed.
+    No spec file is left behind."""
+    rt = runtime_factory(isolate=True)
+    cfg = sandbox(tmp_path, "ex")
+    sid, cid = await start(rt, cfg, ["sleep", "300"])
+    container_pid = (await rt.container_status(cid)).pid
+    res = await rt.exec_sync(cid, ["sh", "-c", "ls /proc/$$/fd; echo oops >&2; exit 4"], 10)
+    assert (res.exit_code, res.stdout.decode().split(), res.stderr) == (4, ["0", "1", "2"], b"oops\n")
+    res = await rt.exec_sync(cid, ["no-such-binary-xyz"], 10)
+    assert res.exit_code == 127
+    assert res.stderr.decode().strip() == 'exec: "no-such-binary-xyz": executable file not found in $PATH'
+
+    session = await rt.exec(cid, ["sleep", "300"], tty=False, stdin=False)
+    pid = session.proc.pid
+    assert _ppid(_ppid(pid)) == rt.zygote.proc.pid  # command <- shim <- fork server
+    assert _ns(pid, "mnt") == _ns(container_pid, "mnt") and _ns(pid, "pid") == _ns(container_pid, "pid")
+    assert pid in rt.cgroups.procs_recursive(rt.containers[cid].cgroup)
+    await session.kill()
+    assert not alive(pid)
+
+    started = time.monotonic()
+    with pytest.raises(CRIError) as info:
+        await rt.exec_sync(cid, ["sleep", "300"], 0.5)
+    assert info.value.reason == "DeadlineExceeded" and time.monotonic() - started < 5
+    assert not [p for p in rt.cgroups.procs_recursive(rt.containers[cid].cgroup) if p != container_pid]
+    assert os.listdir(os.path.join(rt.root_dir, "runtime")) == [f"sandbox-{sid}.spec"]
+    await rt.remove_pod_sandbox(sid)

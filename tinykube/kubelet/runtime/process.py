@@ -34,7 +34,7 @@ from tinykube.kubelet.runtime.interface import (
     ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
 from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
-from tinykube.kubelet.runtime.zygote import SHIM, ShimHandle, Zygote, send_spec
+from tinykube.kubelet.runtime.zygote import ExecProcess, ShimHandle, Zygote, send_spec
 
 log = logging.getLogger(__name__)
 
@@ -524,7 +524,7 @@ class ProcessRuntime(RecordedImages):
     # -- exec ----------------------------------------------------------------------------
     def _exec_spec(self, c: Container, cmd: list[str], tty: bool) -> dict:
         sb = self._sandbox(c.sandbox_id)
-        spec: dict = {"mode": "exec", "ephemeral": True, "argv": cmd, "env": self._env(c.config),
+        spec: dict = {"mode": "exec", "argv": cmd, "env": self._env(c.config),
                       "cwd": c.config.working_dir, "tty": tty}
         if self.isolate and sb.pid:
             ns = self._namespaces(sb)
@@ -541,13 +541,10 @@ class ProcessRuntime(RecordedImages):
             raise CRIError("NotRunning", f"container {c.config.name} is not running")
         return c
 
-    async def _start_exec(self, c: Container, cmd: list[str], tty: bool, **stdio) -> asyncio.subprocess.Process:
-        path = self._write_spec(f"exec-{meta.random_hex(8)}", self._exec_spec(c, cmd, tty))
-        try:
-            return await asyncio.create_subprocess_exec(sys.executable, "-S", SHIM, path, **stdio)
-        except OSError:
-            _unlink(path)
-            raise
+    async def _start_exec(self, c: Container, cmd: list[str], tty: bool, **stdio: int) -> ExecProcess:
+        """A shim forked by the zygote runs the command (a probe every few seconds would
+        otherwise start an interpreter each time)."""
+        return await ExecProcess.start(self.zygote, self._exec_spec(c, cmd, tty), **stdio)
 
     async def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult:
         c = self._running(container_id)

@@ -7,16 +7,16 @@ the exit status. A sandbox is the pod's PID 1 itself (pause), forked by the zygo
 new PID namespace; it owns the pod's namespaces and its /proc, and starts the pod's plain
 containers itself on requests over its control socket (``PodServer``). A container that
 needs a TTY or another user gets a shim of its own, forked by the zygote, as does every
-exec. It runs as ``python -S shim.py SPEC`` (or is forked by the zygote, ``shim.py
---zygote``) and uses only builtin modules (the spec is a ``marshal``-ed dict; ``ctypes`` is
-imported only to enter namespaces), so it starts in a few milliseconds and never imports
-tinykube.
+exec. Every shim is a fork of the zygote (``python -S shim.py --zygote``, one per kubelet),
+which uses only builtin modules (a spec is a ``marshal``-ed dict; ``ctypes`` is imported
+only to enter namespaces), so it starts in a few milliseconds and never imports tinykube.
 
 Protocol with the runtime for sandboxes and containers: one line on the report pipe once
 the workload started (``pid <N>`` with the workload's host PID, or ``error <message>``),
 then ``exit <code>`` once it ended (128 + signal when killed); a container's ``exit_file``
-also gets ``<exitCode> <signal> <finishedAt> <message>``. An exec runs on its caller's
-stdio and exits with the command's code.
+also gets ``<exitCode> <signal> <finishedAt> <message>``. An exec runs the command on the
+stdin, stdout and stderr the runtime passed and reports alike (no ``pid`` line when the
+command could not start: its stderr says why and the exit code is 126 or 127).
 """
 
 from __future__ import annotations
@@ -516,8 +516,6 @@ class PodServer:
 
     def __init__(self, ctl_fd: int, home_cgroups: list[str], host_pid: int, host_proc: int) -> None:
         import socket
-        for fd in (ctl_fd, sys.stdout.fileno()):
-            os.set_inheritable(fd, False)  # the workloads get only their own stdio
         self.ctl: socket.socket | None = socket.socket(fileno=ctl_fd)
         self.home_cgroups = home_cgroups
         self.host_pid = host_pid
@@ -657,15 +655,21 @@ class PodServer:
 
 
 def run_exec(spec: dict) -> int:
-    """Run a command inside a running container's namespaces on the caller's stdio."""
+    """Run a command inside a running container's namespaces on the stdio the runtime
+    passed; report its PID, and exit with its code."""
     die_with_parent()
     enter_namespaces(spec.get("ns", {}))
     spec.setdefault("setsid", False)
+    stdio = (spec["_stdin_fd"], spec["_stdout_fd"], spec["_stderr_fd"])
     try:
-        pid = spawn(spec, None, False)
+        pid = spawn(spec, stdio, bool(spec.get("ns", {}).get("pid")))
     except OSError as exc:
-        sys.stderr.write(str(exc) + "\n")
+        os.write(stdio[2], str(exc).encode() + b"\n")
         return 126 if "ermission" in str(exc) else 127
+    finally:
+        for fd in stdio:
+            os.close(fd)
+    report("pid", pid)
     forward_signals(pid)
     while True:
         try:
@@ -679,10 +683,7 @@ def run(spec: dict) -> int:
     try:
         return {"container": run_container, "sandbox": run_sandbox, "exec": run_exec}[spec["mode"]](spec)
     except OSError as exc:
-        if spec["mode"] == "exec":
-            sys.stderr.write(f"{exc}\n")
-        else:
-            report("error", exc)
+        report("error", exc)
         return 128
 
 
@@ -753,8 +754,10 @@ def _reap_children(_sig: int, _frame: object) -> None:
 
 
 def _zygote_child(spec: dict, fds: list[int]) -> int:
+    for fd in fds:  # received ones are inheritable: none may reach a workload but as its stdio
+        os.set_inheritable(fd, False)
     sys.stdout = os.fdopen(fds[0], "w")
-    for role, fd in zip(spec.get("fd_roles", ()), fds[1:]):  # "cmd", "ctl"
+    for role, fd in zip(spec.get("fd_roles", ()), fds[1:]):  # "cmd", "ctl", "stdin", ...
         spec[f"_{role}_fd"] = fd
     code = 128
     try:
@@ -765,13 +768,10 @@ def _zygote_child(spec: dict, fds: list[int]) -> int:
 
 
 def main() -> int:
-    if sys.argv[1] == "--zygote":
-        return zygote(int(sys.argv[2]))
-    with open(sys.argv[1], "rb") as f:
-        spec = marshal.load(f)
-    if spec.get("ephemeral"):
-        os.unlink(sys.argv[1])
-    return run(spec)
+    if sys.argv[1:2] != ["--zygote"] or len(sys.argv) != 3:
+        sys.stderr.write("usage: shim.py --zygote FD (the process runtime starts it)\n")
+        return 2
+    return zygote(int(sys.argv[2]))
 
 
 if __name__ == "__main__":

@@ -133,14 +133,18 @@ class Zygote:
             return self.sock
 
     async def spawn(self, spec: dict, *, command_pipe: bool = False,
-                    control: socket.socket | None = None) -> ShimHandle:
+                    control: socket.socket | None = None,
+                    stdio: tuple[int, int, int] | None = None) -> ShimHandle:
         """Fork a shim for ``spec``; with ``command_pipe`` it also gets a pipe to read one
         command from (the sandbox waits on it for its network configuration), with
-        ``control`` that socket (a sandbox serves container starts on it)."""
+        ``control`` that socket (a sandbox serves container starts on it), with ``stdio``
+        the stdin, stdout and stderr of the command it runs (an exec). The caller's fds
+        stay open."""
         self._check_open()
         sock = await self._ensure()
         cmd_read, cmd_write = os.pipe() if command_pipe else (None, None)
-        roles = {"cmd": cmd_read, "ctl": control.fileno() if control is not None else None}
+        roles = {"cmd": cmd_read, "ctl": control.fileno() if control is not None else None,
+                 **dict(zip(("stdin", "stdout", "stderr"), stdio or (None, None, None)))}
         spec = {**spec, "fd_roles": [role for role, fd in roles.items() if fd is not None]}
         try:
             handle = await send_spec(sock, spec, [fd for fd in roles.values() if fd is not None])
@@ -169,3 +173,90 @@ class Zygote:
                     self.proc.kill()
                     await self.proc.wait()
                 self.proc = None
+
+
+class ExecProcess:
+    """A command run in a container by a shim the zygote forked, with what the runtime uses
+    of ``asyncio.subprocess.Process``: its pipes, ``wait()``, ``returncode`` and
+    ``send_signal()``. ``pid`` is the command's own (host) PID."""
+
+    def __init__(self, handle: ShimHandle, pid: int, stdin: asyncio.StreamWriter | None,
+                 stdout: asyncio.StreamReader | None, stderr: asyncio.StreamReader | None) -> None:
+        self.handle = handle
+        self.pid = pid
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.returncode: int | None = None
+
+    @classmethod
+    async def start(cls, zygote: Zygote, spec: dict, stdin: int, stdout: int, stderr: int) -> ExecProcess:
+        """Fork the shim with ``stdin``/``stdout``/``stderr`` as for ``create_subprocess_exec``:
+        ``asyncio.subprocess.PIPE``, ``DEVNULL`` or an fd of the caller's (a terminal).
+        Raises OSError with exec's message when the command cannot start."""
+        loop = asyncio.get_running_loop()
+        theirs: list[int] = []
+        ours: list[int] = []  # closed on failure: the pipe ends this side keeps
+        try:
+            for i, how in enumerate((stdin, stdout, stderr)):
+                if how == asyncio.subprocess.PIPE:
+                    read_fd, write_fd = os.pipe()
+                    theirs.append(read_fd if i == 0 else write_fd)
+                    ours.append(write_fd if i == 0 else read_fd)
+                elif how == asyncio.subprocess.DEVNULL:
+                    theirs.append(os.open(os.devnull, os.O_RDWR))
+                    ours.append(-1)
+                else:
+                    theirs.append(os.dup(how))
+                    ours.append(-1)
+            handle = await zygote.spawn(spec, stdio=(theirs[0], theirs[1], theirs[2]))
+        except BaseException:
+            for fd in ours:
+                if fd >= 0:
+                    os.close(fd)
+            raise
+        finally:
+            for fd in theirs:
+                os.close(fd)
+        streams: list = []
+        for i, fd in enumerate(ours):
+            if fd < 0:
+                streams.append(None)
+            elif i == 0:
+                transport, protocol = await loop.connect_write_pipe(
+                    asyncio.streams.FlowControlMixin, os.fdopen(fd, "wb", 0))
+                streams.append(asyncio.StreamWriter(transport, protocol, None, loop))
+            else:
+                reader = asyncio.StreamReader()
+                await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r),
+                                             os.fdopen(fd, "rb", 0))
+                streams.append(reader)
+        proc = cls(handle, 0, *streams)
+        report = await handle.first_report()
+        if "pid" in report:
+            proc.pid = report["pid"]
+        elif handle.returncode is not None:  # the command did not start: its stderr says why
+            proc.returncode = handle.returncode
+        else:  # no shim to run it
+            await proc.wait()
+            raise OSError(report["error"])
+        return proc
+
+    async def communicate(self) -> tuple[bytes, bytes]:
+        """All of stdout and stderr (piped), once the command has exited."""
+        async def read(stream: asyncio.StreamReader | None) -> bytes:
+            return await stream.read() if stream is not None else b""
+
+        out, err, _ = await asyncio.gather(read(self.stdout), read(self.stderr), self.wait())
+        return out, err
+
+    async def wait(self) -> int:
+        self.returncode = await self.handle.wait()
+        if self.stdin is not None:
+            self.stdin.close()
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None and self.pid:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
