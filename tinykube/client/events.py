@@ -1,7 +1,8 @@
 """EventRecorder: core/v1 Events about objects, written off the caller's path.
 
 ``event()`` never blocks and never raises: it drops the Event into a bounded queue that one
-owned background task drains. Repeats of an identical Event (same object, type, reason,
+owned background task drains, writing one Event at a time as client-go's broadcaster does
+(its sink is called from a single goroutine). Repeats of an identical Event (same object, type, reason,
 message and source, as upstream's EventCorrelator keys them) are not re-created: the task
 PATCHes the existing Event's ``count`` and ``lastTimestamp``. When the queue is full new
 Events are dropped with a warning, as client-go's broadcaster does. ``close()`` flushes.
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 NORMAL = "Normal"
 WARNING = "Warning"
 QUEUE_SIZE = 1000
-BATCH = 64  # events written concurrently per round
+BATCH = 64  # distinct Events waiting to be written, beyond which they stay queued
 MAX_TRACKED = 4096  # aggregation cache size (upstream's LRU holds 4096 too)
 
 Object = dict[str, Any]
@@ -172,18 +173,36 @@ class EventRecorder:
             self._flushing = False
 
     async def _drain(self) -> None:
+        """Write the queued Events one at a time, as client-go's broadcaster records to its
+        sink from one goroutine: a burst's Events trail the requests that matter to it (a
+        pod's status) instead of racing them. Repeats queued meanwhile join the write still
+        waiting; with a rate limit each write waits for a token (not while flushing)."""
+        waiting: dict[EventKey, _Pending] = {}
+        stopping = False
         while True:
-            batch = [await self._queue.get()]
-            while len(batch) < BATCH and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            stop = None in batch
-            merged = self._merge({}, batch)
-            if self._limiter is None:
-                await asyncio.gather(*(self._write(p) for p in merged.values()))
-            else:
-                await self._write_limited(merged)
-            if stop:
-                return
+            if not waiting and not stopping:
+                item = await self._queue.get()
+                stopping = item is None
+                self._merge(waiting, [item])
+            stopping = self._take_queued(waiting) or stopping
+            if not waiting:
+                if stopping:
+                    return
+                continue
+            if self._limiter is not None and not self._flushing and not self._limiter.try_take():
+                await asyncio.sleep(self._limiter.until_next())
+                continue
+            await self._write(waiting.pop(next(iter(waiting))))
+
+    def _take_queued(self, waiting: dict[EventKey, _Pending]) -> bool:
+        """Fold what is queued into ``waiting`` (up to ``BATCH`` distinct Events); True
+        once the stop marker was taken."""
+        while not self._queue.empty() and len(waiting) < BATCH:
+            item = self._queue.get_nowait()
+            if item is None:
+                return True
+            self._merge(waiting, [item])
+        return False
 
     @staticmethod
     def _merge(merged: dict[EventKey, _Pending], items: list[_Pending | None]) -> dict[EventKey, _Pending]:
@@ -196,31 +215,6 @@ class EventRecorder:
             else:
                 merged[item.key] = item
         return merged
-
-    async def _write_limited(self, merged: dict[EventKey, _Pending]) -> None:
-        """Start each write once the bucket gives a token; a repeat queued while waiting
-        joins its pending write instead of taking a token of its own."""
-        assert self._limiter is not None
-        writes: set[asyncio.Task[None]] = set()
-        while merged:
-            if not self._flushing and not self._limiter.try_take():
-                await asyncio.sleep(self._limiter.until_next())
-                continue
-            key = next(iter(merged))
-            pending = merged.pop(key)
-            task = asyncio.ensure_future(self._write(pending))
-            writes.add(task)
-            task.add_done_callback(writes.discard)
-            # fold what arrived meanwhile into the writes still waiting (a stop marker,
-            # too, stays queued for _drain's next round)
-            while not self._queue.empty() and len(merged) < BATCH:
-                item = self._queue.get_nowait()
-                if item is None:
-                    self._queue.put_nowait(None)
-                    break
-                self._merge(merged, [item])
-        if writes:
-            await asyncio.gather(*writes)
 
     async def _write(self, pending: _Pending) -> None:
         try:

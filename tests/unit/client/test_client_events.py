@@ -88,6 +88,39 @@ async def test_rate_limit_delays_writes_and_drops_none():
     assert events["Again"]["count"] == 5 and "Last" in events
 
 
+class SlowEvents:
+    """An events resource that takes a while per create and notes how many overlap."""
+
+    def __init__(self) -> None:
+        self.in_flight = self.most_in_flight = 0
+        self.reasons: list[str] = []
+
+    def resource(self, _name: str) -> SlowEvents:
+        return self
+
+    async def create(self, event: dict, namespace: str) -> dict:
+        import asyncio
+
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        await asyncio.sleep(0.005)
+        self.in_flight -= 1
+        self.reasons.append(event["reason"])
+        return event
+
+
+async def test_events_are_written_one_at_a_time_in_order():
+    """As client-go's broadcaster records to its sink from one goroutine: a burst of Events
+    does not open a request per Event at once."""
+    events = SlowEvents()
+    rec = EventRecorder(events, "kubelet", host="n1")  # type: ignore[arg-type]
+    for i in range(20):
+        rec.event(POD, "Normal", f"R{i}", "m")
+    await rec.close()
+    assert events.reasons == [f"R{i}" for i in range(20)]
+    assert events.most_in_flight == 1
+
+
 def test_token_bucket():
     from tinykube.client.events import TokenBucket
 
