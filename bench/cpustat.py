@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+from tinykube.testing.processes import command_line
+
 IDLE = 3  # idle and iowait, the fourth and fifth numbers of /proc/stat's "cpu" line
 STEAL = 7  # the eighth
 
@@ -19,6 +21,14 @@ def cpu_times() -> list[int]:
             return [int(x) for x in f.readline().split()[1:]]
     except (OSError, ValueError):
         return []
+
+
+def busy_seconds() -> float:
+    """The machine's CPU time so far: everything but idle, iowait and steal (0 without /proc)."""
+    t = cpu_times()
+    if len(t) <= STEAL:
+        return 0.0
+    return (sum(t[:STEAL]) - sum(t[IDLE:IDLE + 2])) / os.sysconf("SC_CLK_TCK")
 
 
 class StealShare:
@@ -51,14 +61,6 @@ def _task_ns(pid: str) -> int:
     return total
 
 
-def _cmdline(pid: str) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
 def _parent(pid: str) -> str:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -69,7 +71,7 @@ def _parent(pid: str) -> str:
 
 def process_cpu() -> dict[str, tuple[str, str, int]]:
     """Every process's command line, parent PID and CPU time so far (ns), by PID."""
-    return {pid: (_cmdline(pid), _parent(pid), _task_ns(pid)) for pid in os.listdir("/proc") if pid.isdigit()}
+    return {pid: (command_line(pid), _parent(pid), _task_ns(pid)) for pid in os.listdir("/proc") if pid.isdigit()}
 
 
 class CpuByRole:
@@ -83,19 +85,17 @@ class CpuByRole:
         self.machine = 0.0
 
     def __enter__(self) -> CpuByRole:
-        self.before, self.before_stat = process_cpu(), cpu_times()
+        self.before, self.busy_before = process_cpu(), busy_seconds()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        after, stat = process_cpu(), cpu_times()
+        after = process_cpu()
+        self.machine = busy_seconds() - self.busy_before
         for pid, (cmdline, parent, ns) in after.items():
             name = self.role(cmdline, after.get(parent, self.before.get(parent, ("", "", 0)))[0])
             if name is not None:
                 before = self.before.get(pid, ("", "", 0))[2]
                 self.used[name] = self.used.get(name, 0.0) + max(0, ns - before) / 1e9
-        delta = [b - a for a, b in zip(self.before_stat, stat)]
-        busy = sum(delta[:STEAL]) - sum(delta[IDLE:IDLE + 2]) if len(delta) > STEAL else 0
-        self.machine = busy / os.sysconf("SC_CLK_TCK")
 
     def __str__(self) -> str:
         parts = [f"{name} {used:.2f}" for name, used in sorted(self.used.items(), key=lambda kv: -kv[1])]

@@ -14,22 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 from typing import Awaitable, Callable
 
-from cpustat import IDLE, STEAL, StealShare, cpu_times
+from cpustat import StealShare, busy_seconds
 
 from tinykube.kubelet.runtime.interface import ContainerConfig, PodSandboxConfig
 from tinykube.kubelet.runtime.network import remove_bridge
 from tinykube.kubelet.runtime.process import ProcessRuntime, can_isolate
-
-
-def busy_seconds() -> float:
-    """The machine's CPU time so far: everything but idle, iowait and steal."""
-    t = cpu_times()
-    return (sum(t[:STEAL]) - sum(t[IDLE:IDLE + 2])) / os.sysconf("SC_CLK_TCK")
 
 
 async def per_call(n: int, call: Callable[[], Awaitable[None]]) -> tuple[float, float]:

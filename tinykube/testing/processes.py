@@ -1,4 +1,5 @@
-"""Stopping a child process started for a test or a benchmark: by PID, and reaped."""
+"""Stopping a child process started for a test or a benchmark (by PID, and reaped), and
+reading what a process runs."""
 
 from __future__ import annotations
 
@@ -16,3 +17,12 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: flo
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def command_line(pid: int | str) -> str:
+    """A process's command line with its arguments joined by spaces ("" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

@@ -12,6 +12,7 @@ import sys
 import yaml
 
 from tinykube.kubelet.runtime.process import can_isolate
+from tinykube.testing.processes import command_line
 from tinykube.testing.kubelet import (
     private_cgroup_parent, private_network, release_network, remove_private_cgroup_parent,
 )
@@ -74,7 +75,7 @@ async def _killed_kubelet_scenario(tmp_path, net) -> None:
             await proc.wait()
 
     async def container_gone() -> None:
-        while any(_cmdline(p) == f"sleep {seconds} " for p in _pids()):
+        while any(command_line(p) == f"sleep {seconds} " for p in _pids()):
             await asyncio.sleep(0.05)  # SIGKILL reaches the shims' children through PDEATHSIG
 
     await asyncio.wait_for(container_gone(), 10)
@@ -95,12 +96,3 @@ async def _killed_kubelet_scenario(tmp_path, net) -> None:
 
 def _pids() -> list[int]:
     return [int(d) for d in os.listdir("/proc") if d.isdigit()]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
