@@ -658,14 +658,19 @@ def run_exec(spec: dict) -> int:
     """Run a command inside a running container's namespaces on the stdio the runtime
     passed; report its PID, and exit with its code."""
     die_with_parent()
-    enter_namespaces(spec.get("ns", {}))
     spec.setdefault("setsid", False)
     stdio = (spec["_stdin_fd"], spec["_stdout_fd"], spec["_stderr_fd"])
     try:
-        pid = spawn(spec, stdio, bool(spec.get("ns", {}).get("pid")))
-    except OSError as exc:
-        os.write(stdio[2], str(exc).encode() + b"\n")
-        return 126 if "ermission" in str(exc) else 127
+        try:
+            enter_namespaces(spec.get("ns", {}))
+        except OSError as exc:  # the container is gone
+            os.write(stdio[2], str(exc).encode() + b"\n")
+            return 128
+        try:
+            pid = spawn(spec, stdio, bool(spec.get("ns", {}).get("pid")))
+        except OSError as exc:
+            os.write(stdio[2], str(exc).encode() + b"\n")
+            return 126 if "ermission" in str(exc) else 127
     finally:
         for fd in stdio:
             os.close(fd)
