@@ -16,7 +16,8 @@ the workload started (``pid <N>`` with the workload's host PID, or ``error <mess
 then ``exit <code>`` once it ended (128 + signal when killed); a container's ``exit_file``
 also gets ``<exitCode> <signal> <finishedAt> <message>``. An exec runs the command on the
 stdin, stdout and stderr the runtime passed and reports alike (no ``pid`` line when the
-command could not start: its stderr says why and the exit code is 126 or 127).
+command could not start: its stderr says why and the exit code is 126 or 127, or 128 when
+the container's namespaces are gone).
 """
 
 from __future__ import annotations
@@ -566,8 +567,6 @@ class PodServer:
     def _request(self) -> None:
         assert self.ctl is not None
         data, fds = recv_spec(self.ctl, 1)
-        for fd in fds:
-            os.set_inheritable(fd, False)  # never into a workload: it would hold the pipe open
         if not data:  # the runtime is gone; the pod's processes stay until it is killed
             self.sel.unregister(self.ctl)
             self.ctl.close()
@@ -694,13 +693,16 @@ def run(spec: dict) -> int:
 
 def recv_spec(sock: socket.socket, max_fds: int) -> tuple[bytes, list[int]]:
     """One message and the fds attached to it (SCM_RIGHTS), as ``send_spec`` sends them;
-    (b"", []) at the end of the stream."""
+    (b"", []) at the end of the stream. The fds arrive close-on-exec: none may reach a
+    workload but as its stdio (dup2 onto 0-2 clears the flag), or it would hold a report
+    pipe open."""
     import array
     import socket
     fd_size = array.array("i").itemsize
     while True:
         try:
-            data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(max_fds * fd_size))
+            data, ancdata, _flags, _addr = sock.recvmsg(1 << 20, socket.CMSG_SPACE(max_fds * fd_size),
+                                                        socket.MSG_CMSG_CLOEXEC)
             break
         except InterruptedError:
             continue
@@ -759,8 +761,6 @@ def _reap_children(_sig: int, _frame: object) -> None:
 
 
 def _zygote_child(spec: dict, fds: list[int]) -> int:
-    for fd in fds:  # received ones are inheritable: none may reach a workload but as its stdio
-        os.set_inheritable(fd, False)
     sys.stdout = os.fdopen(fds[0], "w")
     for role, fd in zip(spec.get("fd_roles", ()), fds[1:]):  # "cmd", "ctl", "stdin", ...
         spec[f"_{role}_fd"] = fd
