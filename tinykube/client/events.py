@@ -2,10 +2,11 @@
 
 ``event()`` never blocks and never raises: it drops the Event into a bounded queue that one
 owned background task drains, writing one Event at a time as client-go's broadcaster does
-(its sink is called from a single goroutine). Repeats of an identical Event (same object, type, reason,
-message and source, as upstream's EventCorrelator keys them) are not re-created: the task
-PATCHes the existing Event's ``count`` and ``lastTimestamp``. When the queue is full new
-Events are dropped with a warning, as client-go's broadcaster does. ``close()`` flushes.
+(its sink is called from a single goroutine). Repeats of an identical Event (same object,
+type, reason, message and source, as upstream's EventCorrelator keys them) are not
+re-created: the task PATCHes the existing Event's ``count`` and ``lastTimestamp``. When the
+queue is full new Events are dropped with a warning, as client-go's broadcaster does.
+``close()`` flushes.
 
 With ``qps`` > 0 the writes go through a client-side token bucket (``burst`` tokens,
 refilled at ``qps`` per second), as the kubelet's event client does with its
@@ -182,8 +183,10 @@ class EventRecorder:
         while True:
             if not waiting and not stopping:
                 item = await self._queue.get()
-                stopping = item is None
-                self._merge(waiting, [item])
+                if item is None:
+                    stopping = True
+                else:
+                    self._fold(waiting, item)
             stopping = self._take_queued(waiting) or stopping
             if not waiting:
                 if stopping:
@@ -201,20 +204,18 @@ class EventRecorder:
             item = self._queue.get_nowait()
             if item is None:
                 return True
-            self._merge(waiting, [item])
+            self._fold(waiting, item)
         return False
 
     @staticmethod
-    def _merge(merged: dict[EventKey, _Pending], items: list[_Pending | None]) -> dict[EventKey, _Pending]:
-        for item in items:
-            if item is None:
-                continue
-            if item.key in merged:
-                merged[item.key].repeats += item.repeats
-                merged[item.key].event["lastTimestamp"] = item.event["lastTimestamp"]
-            else:
-                merged[item.key] = item
-        return merged
+    def _fold(waiting: dict[EventKey, _Pending], item: _Pending) -> None:
+        """A repeat joins the write of its Event still waiting; anything else waits in turn."""
+        pending = waiting.get(item.key)
+        if pending is None:
+            waiting[item.key] = item
+        else:
+            pending.repeats += item.repeats
+            pending.event["lastTimestamp"] = item.event["lastTimestamp"]
 
     async def _write(self, pending: _Pending) -> None:
         try:
