@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from tinykube.api import meta
 from tinykube.api import pods as podutil
 from tinykube.api.errors import ApiError
-from tinykube.api.quantity import cpu_millis, parse_quantity, value_int
+from tinykube.api.quantity import cpu_millis, value_int
 from tinykube.kubelet import nodestatus, static
 from tinykube.kubelet.backoff import Backoff
 from tinykube.kubelet.config import KubeletConfig, validate
@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 LEASE_NAMESPACE = "kube-node-lease"
-ADMITTED = ("cpu", "memory", "pods")  # the resources kubelet admission checks
+# the resources kubelet admission checks, each in the unit upstream compares it in
+# (MilliValue() for cpu, Value() for the others: rounded up)
+ADMITTED = {"cpu": cpu_millis, "memory": value_int, "pods": value_int}
 RETRY_INITIAL = 0.2
 RETRY_MAX = 1.0  # the API server of a fresh `tinykube up` comes up within seconds
 RETRY_REFUSED = 0.1  # while the API server's port is closed
@@ -574,7 +576,7 @@ class Kubelet:
                 for i, value in enumerate(self._pod_requests(w.pod)[1]):
                     used[i] += value
         want = _admission_units(podutil.pod_requests(pod))
-        cap = _admission_units({r: parse_quantity(self.allocatable.get(r, "0")) for r in ADMITTED})
+        cap = _admission_units({r: self.allocatable.get(r, "0") for r in ADMITTED})
         for resource, wanted, have, capacity in zip(ADMITTED, want, used, cap):
             if wanted and wanted + have > capacity:
                 message = (f"Node didn't have enough resource: {resource}, requested: {wanted}, "
@@ -654,8 +656,7 @@ def host_resolv_conf(path: str = "/etc/resolv.conf") -> tuple[list[str], list[st
     return servers, searches, options
 
 
-def _admission_units(requests: dict[str, Any]) -> tuple[int, ...]:
-    """(milli-CPU, bytes, pods) of a resource list, rounded up as upstream's MilliValue()
-    and Value() are: summing a burst's requests stays integer arithmetic."""
-    return (cpu_millis(requests.get("cpu", 0)), value_int(requests.get("memory", 0)),
-            value_int(requests.get("pods", 0)))
+def _admission_units(resources: dict[str, Any]) -> tuple[int, ...]:
+    """The ``ADMITTED`` resources of a resource list as integers (milli-CPU, bytes, pods):
+    summing a burst's requests stays integer arithmetic."""
+    return tuple(unit(resources.get(name, 0)) for name, unit in ADMITTED.items())
