@@ -90,10 +90,15 @@ async def send_spec(sock: socket.socket, spec: dict, fds: list[int]) -> ShimHand
         raise
     finally:
         os.close(write_fd)
+    return ShimHandle(*await _pipe_reader(read_fd))
+
+
+async def _pipe_reader(fd: int) -> tuple[asyncio.StreamReader, asyncio.ReadTransport]:
+    """A stream reading the pipe ``fd`` (owned by the transport from now on)."""
     reader = asyncio.StreamReader()
     transport, _ = await asyncio.get_running_loop().connect_read_pipe(
-        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", 0))
-    return ShimHandle(reader, transport)
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(fd, "rb", 0))
+    return reader, transport
 
 
 class Zygote:
@@ -225,10 +230,7 @@ class ExecProcess:
                     asyncio.streams.FlowControlMixin, os.fdopen(fd, "wb", 0))
                 streams.append(asyncio.StreamWriter(transport, protocol, None, loop))
             else:
-                reader = asyncio.StreamReader()
-                await loop.connect_read_pipe(lambda r=reader: asyncio.StreamReaderProtocol(r),
-                                             os.fdopen(fd, "rb", 0))
-                streams.append(reader)
+                streams.append((await _pipe_reader(fd))[0])
         proc = cls(handle, 0, *streams)
         report = await handle.first_report()
         if "pid" in report:
