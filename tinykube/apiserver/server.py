@@ -38,6 +38,8 @@ from tinykube.apiserver.request import RequestInfo, parse_request_info
 
 log = logging.getLogger(__name__)
 
+STARTED_STATUS = "response_started_status"  # request key: the status of prepared headers
+
 # Plug-in modules of this package, in the order their setup() runs.
 PLUGINS = ("version", "health", "discovery", "openapi", "metrics", "audit", "authz_review",
            "componentstatus")
@@ -124,6 +126,7 @@ class APIServer:
         self.app = web.Application(middlewares=[self._pipeline],
                                    client_max_size=self.config.max_request_bytes + 1)
         self.app[SERVER_KEY] = self
+        self.app.on_response_prepare.append(_note_started)
         self._runner: web.AppRunner | None = None
         self._started = False
         self._inflight: set[asyncio.Task] = set()
@@ -254,6 +257,10 @@ class APIServer:
             response = await handler(request)
             status = response.status
             return response
+        except asyncio.CancelledError:
+            # the client went away; a watch or stream whose headers were sent answered those
+            status = request.get(STARTED_STATUS, status)
+            raise
         except errors.ApiError as err:
             status = err.code
             return status_response(request, err)
@@ -286,6 +293,11 @@ class APIServer:
                 observer(info, status, seconds)
             except Exception:  # an observer's fault must not fail the request
                 log.exception("request observer %r failed", observer)
+
+
+async def _note_started(request: web.Request, response: web.StreamResponse) -> None:
+    """Remember the status a response went out with, for a handler cancelled after it."""
+    request[STARTED_STATUS] = response.status
 
 
 def write_kubeconfig(path: str, server: str, token: str | None = None,

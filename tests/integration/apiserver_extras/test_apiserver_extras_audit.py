@@ -2,6 +2,8 @@
 
 from pathlib import Path
 
+import asyncio
+
 import aiohttp
 import orjson
 
@@ -65,3 +67,32 @@ async def test_watch_logs_response_started_and_received(apiserver_factory, tmp_p
     assert stages == [("RequestReceived", "watch"), ("ResponseStarted", "watch"),
                       ("ResponseComplete", "watch")]
     assert all("requestObject" not in e for e in _events(log_path))
+
+
+async def test_watch_the_client_closes_completes_with_its_200(apiserver_factory, tmp_path):
+    """A watch ends when its client goes away (kubectl get -w, Ctrl-C): the response was a
+    200 and stays one in the audit log and in apiserver_request_total."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
+                      "- level: Metadata\n  resources:\n  - group: ''\n"
+                      "    resources: [configmaps]\n")
+    log_path = tmp_path / "audit.log"
+    running = await apiserver_factory(audit_policy_file=str(policy),
+                                      audit_log_path=str(log_path))
+    url = f"{running.url}/api/v1/namespaces/default/configmaps?watch=1"
+    async with aiohttp.ClientSession() as session:
+        async with session.get(url) as resp:
+            assert resp.status == 200
+        # the connection is closed: wait until the server has finished the watch
+        for _ in range(200):
+            if any(e["stage"] == "ResponseComplete" for e in _events(log_path)):
+                break
+            await asyncio.sleep(0.01)
+        async with session.get(f"{running.url}/metrics") as resp:
+            metrics = await resp.text()
+    await running.stop()
+    complete = [e for e in _events(log_path) if e["stage"] == "ResponseComplete"]
+    assert [e["responseStatus"]["code"] for e in complete] == [200]
+    watches = [line for line in metrics.splitlines()
+               if line.startswith("apiserver_request_total") and 'verb="WATCH"' in line]
+    assert len(watches) == 1 and 'code="200"' in watches[0], watches
