@@ -4,6 +4,7 @@ node bridge, mounted volumes, tmpfs emptyDirs and enforced memory limits."""
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
@@ -81,8 +82,15 @@ async def test_container_sees_its_pod_and_only_it_is_in_its_cgroup(apiserver, ku
     assert "sleep 3600 " in commands and "sleep 3601 " in commands
     assert len(commands) <= 5 and not any("pytest" in c for c in commands)  # no host process is visible
     container = kubelet.runtime.containers[main.id]
-    procs = kubelet.runtime.cgroups.procs(container.cgroup)
-    assert procs == [main.pid]
+    assert kubelet.runtime.cgroups.procs(container.cgroup) == [main.pid]
+    # an exec's command runs in the container's cgroup, the shim that runs it does not
+    session = await kubelet.runtime.exec(main.id, ["sleep", "30"], tty=False, stdin=False)
+    try:
+        assert sorted(kubelet.runtime.cgroups.procs(container.cgroup)) == sorted([main.pid, session.proc.pid])
+    finally:
+        session.proc.send_signal(signal.SIGKILL)
+        await session.proc.wait()
+    assert kubelet.runtime.cgroups.procs(container.cgroup) == [main.pid]
 
 
 async def test_container_run_as_another_user_sees_its_pod(apiserver, kubelet_factory):

@@ -531,8 +531,9 @@ class ProcessRuntime(RecordedImages):
             ns["mnt"] = f"/proc/{c.pid}/ns/mnt"
             spec["ns"] = ns
             spec["uid"], spec["gid"] = c.config.run_as_user, c.config.run_as_group
-        if c.cgroup:
+        if c.cgroup:  # the command starts in the container's cgroups, its shim goes back
             spec["cgroups"] = self.cgroups.paths(c.cgroup)
+            spec["cgroups_home"] = self.cgroups.own_paths
         return spec
 
     def _running(self, container_id: str) -> Container:
