@@ -22,12 +22,15 @@ the container's namespaces are gone).
 
 from __future__ import annotations
 
+# The C module behind ``signal``: its Python wrappers turn every signal number they return
+# into an enum member, and the enum machinery is a hundred of the zygote's pages that each
+# forked shim would touch, and so copy. Here signals are plain ints.
+import _signal as signal
 import fcntl
 import gc
 import marshal
 import os
 import selectors
-import signal
 import sys
 import time
 
@@ -95,6 +98,36 @@ def die_with_parent() -> None:
     libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
+def write_file(path: str, text: str, flags: int = os.O_WRONLY) -> None:
+    """Write ``text`` to ``path`` with plain system calls. A shim uses no file objects:
+    building one is among the costliest things a freshly forked shim can do, as it
+    touches, and so copies, a hundred of the zygote's pages."""
+    fd = os.open(path, flags, 0o666)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def read_fd(fd: int) -> str:
+    """All of ``fd`` up to its end, then close it."""
+    chunks = []
+    try:
+        while chunk := os.read(fd, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode()
+
+
+def first_line(fd: int) -> str:
+    """The first line that arrives on ``fd`` (a pipe), without its newline."""
+    data = b""
+    while b"\n" not in data and (chunk := os.read(fd, 4096)):
+        data += chunk
+    return data.split(b"\n", 1)[0].decode()
+
+
 def ensure_mountpoint(target: str, is_dir: bool) -> None:
     """Create the mount point if missing (the host's filesystem is the container's root)."""
     if os.path.lexists(target):
@@ -103,8 +136,7 @@ def ensure_mountpoint(target: str, is_dir: bool) -> None:
         os.makedirs(target, exist_ok=True)
     else:
         os.makedirs(os.path.dirname(target), exist_ok=True)
-        with open(target, "a"):
-            pass
+        os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o666))
 
 
 def setup_mounts(mounts: list[dict]) -> None:
@@ -122,8 +154,7 @@ def setup_mounts(mounts: list[dict]) -> None:
 def join_cgroups(paths: list[str], check: bool = True) -> None:
     for path in paths:
         try:
-            with open(os.path.join(path, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
+            write_file(os.path.join(path, "cgroup.procs"), str(os.getpid()))
         except OSError:
             if check:
                 raise
@@ -149,14 +180,18 @@ def rfc3339nano(ns: int) -> str:
 
 
 class CRILogWriter:
-    """Writes ``<RFC3339Nano> <stream> <P|F> <line>`` records, one per line of output."""
+    """Writes ``<RFC3339Nano> <stream> <P|F> <line>`` records, one per line of output (with
+    ``os.write``: no file objects in a shim, see ``write_file``)."""
 
     def __init__(self, path: str) -> None:
-        self.file = open(path, "ab", buffering=0)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         self.pending: dict[str, bytes] = {"stdout": b"", "stderr": b""}
 
     def _record(self, stream: str, tag: str, line: bytes) -> None:
-        self.file.write(f"{rfc3339nano(time.time_ns())} {stream} {tag} ".encode() + line + b"\n")
+        os.write(self.fd, f"{rfc3339nano(time.time_ns())} {stream} {tag} ".encode() + line + b"\n")
+
+    def close(self) -> None:
+        os.close(self.fd)
 
     def feed(self, stream: str, data: bytes) -> None:
         buf = self.pending[stream] + data
@@ -174,10 +209,12 @@ class CRILogWriter:
             self.pending[stream] = b""
 
 
+REPORT_FD = 1  # a forked shim's report pipe (``_zygote_child`` sets it)
+
+
 def report(kind: str, value: object) -> None:
-    """One line on this shim's report pipe (its stdout)."""
-    sys.stdout.flush()
-    report_to(sys.stdout.fileno(), kind, value)
+    """One line on this shim's report pipe."""
+    report_to(REPORT_FD, kind, value)
 
 
 def report_to(fd: int, kind: str, value: object) -> None:
@@ -197,7 +234,7 @@ def start_logged(spec: dict, in_pod_pidns: bool) -> tuple[int, CRILogWriter, dic
     except OSError:
         for fd in (out_r, err_r):
             os.close(fd)
-        log.file.close()
+        log.close()
         raise
     finally:
         for fd in (out_w, err_w, devnull):
@@ -313,8 +350,7 @@ def run_container(spec: dict) -> int:
     try:
         pid, log, pipes = start_logged(spec, in_pod_pidns)
     except OSError as exc:
-        sys.stdout.flush()
-        start_failed(spec, exc, sys.stdout.fileno())
+        start_failed(spec, exc, REPORT_FD)
         return 128
     forward_signals(pid)
     report("pid", pid)
@@ -364,8 +400,7 @@ def _exited(pid: int) -> bool:
 def write_exit(spec: dict, code: int, sig: int, message: str) -> None:
     if spec.get("exit_file"):
         tmp = spec["exit_file"] + ".tmp"
-        with open(tmp, "w") as f:
-            f.write(f"{code} {sig} {time.time()!r} {message}")
+        write_file(tmp, f"{code} {sig} {time.time()!r} {message}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
         os.replace(tmp, spec["exit_file"])
 
 
@@ -407,8 +442,7 @@ def ipv4_only_devices() -> None:
     pods are IPv4-only, and IPv6 would cost each a link-local address, duplicate-address
     detection and MLD reports. ``lo`` keeps ::1."""
     try:
-        with open("/proc/sys/net/ipv6/conf/default/disable_ipv6", "w") as f:
-            f.write("1")
+        write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")
     except FileNotFoundError:
         pass  # a kernel without IPv6
 
@@ -424,8 +458,10 @@ def mount_pod_proc() -> None:
 def configure_on_request(cmd_fd: int) -> None:
     """Wait for ``net <ip> <prefix> <gateway>`` (sent once the runtime moved eth0 into this
     namespace) and configure the pod's side of the network, saving two ``ip`` runs per pod."""
-    with os.fdopen(cmd_fd, "r") as commands:
-        line = commands.readline().split()
+    try:
+        line = first_line(cmd_fd).split()
+    finally:
+        os.close(cmd_fd)
     if len(line) != 4 or line[0] != "net":
         report("error", "no network configuration received")
         return
@@ -599,15 +635,14 @@ class PodServer:
         enters containers by host PID. 0 when the child is already gone."""
         me = self.host_pid
         try:
-            with open(os.open(f"{me}/task/{me}/children", os.O_RDONLY, dir_fd=self.host_proc)) as f:
-                children = f.read().split()
+            children = read_fd(os.open(f"{me}/task/{me}/children", os.O_RDONLY, dir_fd=self.host_proc)).split()
             for child in reversed(children):  # the newest last
-                with open(os.open(f"{child}/status", os.O_RDONLY, dir_fd=self.host_proc)) as f:
-                    for line in f:
-                        if line.startswith("NSpid:"):
-                            if int(line.split()[-1]) == pid:
-                                return int(child)
-                            break
+                status = read_fd(os.open(f"{child}/status", os.O_RDONLY, dir_fd=self.host_proc))
+                for line in status.splitlines():
+                    if line.startswith("NSpid:"):
+                        if int(line.split()[-1]) == pid:
+                            return int(child)
+                        break
         except OSError:
             pass
         return 0
@@ -646,7 +681,7 @@ class PodServer:
             self._close_pipe(c, fd)
         for stream in ("stdout", "stderr"):
             c.log.flush(stream)
-        c.log.file.close()
+        c.log.close()
         code, sig = exit_code_of(c.status)
         write_exit(c.spec, code, sig, "")
         c.report("exit", code)
@@ -761,7 +796,8 @@ def _reap_children(_sig: int, _frame: object) -> None:
 
 
 def _zygote_child(spec: dict, fds: list[int]) -> int:
-    sys.stdout = os.fdopen(fds[0], "w")
+    global REPORT_FD
+    REPORT_FD = fds[0]
     for role, fd in zip(spec.get("fd_roles", ()), fds[1:]):  # "cmd", "ctl", "stdin", ...
         spec[f"_{role}_fd"] = fd
     code = 128
