@@ -30,7 +30,7 @@ import fcntl
 import gc
 import marshal
 import os
-import selectors
+import select
 import sys
 import time
 
@@ -361,27 +361,47 @@ def run_container(spec: dict) -> int:
     return code
 
 
+class Poller:
+    """``select.epoll`` with a value per fd (``selectors`` would do, with more of the
+    zygote's pages to touch in every shim)."""
+
+    def __init__(self) -> None:
+        self.epoll = select.epoll()
+        self.values: dict[int, object] = {}
+
+    def add(self, fd: int, value: object) -> None:
+        self.epoll.register(fd, select.EPOLLIN)
+        self.values[fd] = value
+
+    def remove(self, fd: int) -> None:
+        self.epoll.unregister(fd)
+        del self.values[fd]
+
+    def wait(self, timeout: float | None) -> list[tuple[int, object]]:
+        """(fd, value) of each fd that is readable or hung up, waiting up to ``timeout``."""
+        return [(fd, self.values[fd]) for fd, _ in self.epoll.poll(-1 if timeout is None else timeout)]
+
+
 def pump_logs(log: CRILogWriter, fds: dict[int, str], pid: int) -> None:
     """Copy output into the log until the workload exits and its pipes drain."""
-    sel = selectors.DefaultSelector()
-    for fd in fds:
-        sel.register(fd, selectors.EVENT_READ)
+    poller = Poller()
+    for fd, stream in fds.items():
+        poller.add(fd, stream)
     exited_at = None
     while fds:
-        events = sel.select(timeout=0.5 if exited_at is None else QUIET)
+        events = poller.wait(0.5 if exited_at is None else QUIET)
         if not events and exited_at is not None:
             break  # a daemonized grandchild holds the pipe; stop reading
-        for key, _ in events:
+        for fd, stream in events:
             try:
-                data = os.read(key.fd, 65536)
+                data = os.read(fd, 65536)
             except InterruptedError:
                 continue
-            stream = fds[key.fd]
             if not data:
                 log.flush(stream)
-                sel.unregister(key.fd)
-                os.close(key.fd)
-                del fds[key.fd]
+                poller.remove(fd)
+                os.close(fd)
+                del fds[fd]
             else:
                 log.feed(stream, data)
         if exited_at is None and not events and _exited(pid):
@@ -558,7 +578,7 @@ class PodServer:
         self.host_pid = host_pid
         self.host_proc = host_proc
         self.pod_mnt = os.open("/proc/self/ns/mnt", os.O_RDONLY)
-        self.sel = selectors.DefaultSelector()
+        self.poller = Poller()
         self.running: dict[int, PodContainer] = {}  # PID in the pod -> its container
         self.exited: list[PodContainer] = []
         self.stopping = False
@@ -573,16 +593,16 @@ class PodServer:
             signal.signal(sig, self._stop)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, PAUSE_SIGNALS)  # queued ones arrive now
         assert self.ctl is not None
-        self.sel.register(self.ctl, selectors.EVENT_READ, None)
-        self.sel.register(wake_r, selectors.EVENT_READ, None)
+        self.poller.add(self.ctl.fileno(), "ctl")
+        self.poller.add(wake_r, "wake")
         while not self.stopping:
             timeout = None
             if self.exited:
                 timeout = max(0.0, min(c.quiet_since for c in self.exited) + QUIET - time.monotonic())
-            for key, _ in self.sel.select(timeout):
-                if key.fileobj is self.ctl:
+            for fd, value in self.poller.wait(timeout):
+                if value == "ctl":
                     self._request()
-                elif key.data is None:
+                elif value == "wake":
                     while True:
                         try:
                             if not os.read(wake_r, 512):
@@ -590,7 +610,7 @@ class PodServer:
                         except (BlockingIOError, InterruptedError):
                             break
                 else:
-                    self._output(key.fd, key.data)
+                    self._output(fd, value)
             self._reap()
             now = time.monotonic()
             for c in [c for c in self.exited if not c.pipes or now - c.quiet_since >= QUIET]:
@@ -604,7 +624,7 @@ class PodServer:
         assert self.ctl is not None
         data, fds = recv_spec(self.ctl, 1)
         if not data:  # the runtime is gone; the pod's processes stay until it is killed
-            self.sel.unregister(self.ctl)
+            self.poller.remove(self.ctl.fileno())
             self.ctl.close()
             self.ctl = None
             return
@@ -626,7 +646,7 @@ class PodServer:
             return
         c = PodContainer(spec, report_fd, log, pipes)
         for fd in c.pipes:
-            self.sel.register(fd, selectors.EVENT_READ, c)
+            self.poller.add(fd, c)
         self.running[pid] = c
         c.report("pid", self._host_pid(pid))
 
@@ -662,7 +682,7 @@ class PodServer:
             c.quiet_since = time.monotonic()
 
     def _close_pipe(self, c: PodContainer, fd: int) -> None:
-        self.sel.unregister(fd)
+        self.poller.remove(fd)
         os.close(fd)
         del c.pipes[fd]
 
