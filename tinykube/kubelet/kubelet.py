@@ -107,7 +107,7 @@ class Kubelet:
         self.service_informer: Informer | None = None
         self._tasks: list[asyncio.Task] = []
         self._last_status: dict[str, Obj] = {}
-        self._requests: dict[str, tuple[Any, dict[str, Any], tuple[int, ...]]] = {}  # uid -> (spec, its requests, units)
+        self._requests: dict[str, tuple[dict[str, Any], tuple[int, ...]]] = {}  # uid -> (requests, units)
         self._mirror_wake = asyncio.Event()
         self.capacity, self.allocatable = {}, {}
         self.metrics = KubeletMetrics(self.node_name, self._running_pods, self._container_states)
@@ -575,7 +575,7 @@ class Kubelet:
             if other_uid != uid and w.admitted and w.rejection is None and not podutil.is_terminal(w.pod):
                 for i, value in enumerate(self._pod_requests(w.pod)[1]):
                     used[i] += value
-        want = _admission_units(podutil.pod_requests(pod))
+        want = self._pod_requests(pod)[1]
         cap = _admission_units({r: self.allocatable.get(r, "0") for r in ADMITTED})
         for resource, wanted, have, capacity in zip(ADMITTED, want, used, cap):
             if wanted and wanted + have > capacity:
@@ -587,19 +587,18 @@ class Kubelet:
         return None
 
     def _pod_requests(self, pod: Obj) -> tuple[dict[str, Any], tuple[int, ...]]:
-        """pod_requests(pod) and its admission units, remembered while the pod's spec stays
-        the same: admitting a burst of pods would otherwise parse every other pod's
-        requests again for each one (the worker's pod object is replaced on every watch
-        event, its spec rarely changes)."""
+        """pod_requests(pod) and its admission units, remembered by UID: admitting a burst
+        of pods would otherwise parse every other pod's requests again for each one. A
+        pod's requests never change: the API server refuses updates to its resources,
+        and a static pod whose manifest changes gets a new UID."""
         uid = meta.uid(pod)
-        spec = pod.get("spec")
         cached = self._requests.get(uid)
-        if cached is None or (cached[0] is not spec and cached[0] != spec):
+        if cached is None:
             if len(self._requests) > 2 * len(self.workers.workers) + 16:
                 self._requests = {u: v for u, v in self._requests.items() if u in self.workers.workers}
             requests = podutil.pod_requests(pod)
-            cached = self._requests[uid] = (spec, requests, _admission_units(requests))
-        return cached[1], cached[2]
+            cached = self._requests[uid] = (requests, _admission_units(requests))
+        return cached
 
     def observe_pod_started(self, pod: Obj, seconds: float) -> None:
         self.metrics.pod_start.observe(seconds)
