@@ -90,6 +90,7 @@ class Proxy:
         self.healthz_port = 0
         self.metrics_port = 0
         self.sync_count = 0
+        self._syncing = False
         self._sync_done = asyncio.Condition()
         self._client: Any = None
         self._owns_client = False
@@ -157,11 +158,14 @@ class Proxy:
 
     async def _sync(self) -> None:
         started = time.perf_counter()
+        self._syncing = True  # the proxier's snapshot runs ahead of the kernel until done
         try:
             await self.proxier.sync()
         except Exception:
             self.health.queued()  # still behind: healthz turns 503 if this persists
             raise
+        finally:
+            self._syncing = False
         self.sync_count += 1
         self.health.updated()
         if self.config.mode == "userspace":  # the iptables and nftables proxiers report themselves
@@ -232,10 +236,12 @@ class Proxy:
             self._servers.append(runner)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        """Wait (woken by each completed sync) until `predicate()` holds after a sync."""
+        """Wait (woken by each completed sync) until `predicate()` holds after a sync, not
+        during one: a sync folds the changes into the snapshot before it programs them."""
         async def check() -> None:
             async with self._sync_done:
-                await self._sync_done.wait_for(lambda: self.sync_count > 0 and predicate())
+                await self._sync_done.wait_for(
+                    lambda: self.sync_count > 0 and not self._syncing and predicate())
 
         await asyncio.wait_for(check(), timeout)
 
