@@ -21,6 +21,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from tinykube import aio
 from tinykube.api import errors, kinds, meta
 from tinykube.apiserver import responses
 from tinykube.storage.store import StoreError
@@ -94,7 +95,7 @@ async def probe_store(server: Any) -> ProbeResult:
     if store is None:
         return ProbeResult(False, error="no store configured")
     try:
-        await asyncio.wait_for(store.current_revision(), PROBE_TIMEOUT_SECONDS)
+        await aio.wait_for(store.current_revision(), PROBE_TIMEOUT_SECONDS)
     except (StoreError, OSError, asyncio.TimeoutError) as err:
         return ProbeResult(False, error=str(err) or type(err).__name__)
     return ProbeResult(True, "ok")

@@ -16,6 +16,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web
 
+from tinykube import aio
 from tinykube.storage.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def store_check(server: object) -> CheckFn:
         store = getattr(server, "store", None)
         if store is None:
             return "no store configured"
-        await asyncio.wait_for(store.current_revision(), STORE_TIMEOUT_SECONDS)
+        await aio.wait_for(store.current_revision(), STORE_TIMEOUT_SECONDS)
         return None
 
     return run

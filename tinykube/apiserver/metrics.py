@@ -24,10 +24,13 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    gc_collector,
     generate_latest,
+    platform_collector,
+    process_collector,
 )
-from prometheus_client import gc_collector, platform_collector, process_collector
 
+from tinykube import aio
 from tinykube.api import kinds
 from tinykube.api.kinds import ResourceInfo
 from tinykube.apiserver.request import RequestInfo
@@ -291,7 +294,7 @@ def setup(app: web.Application, server: Any) -> None:
 
     async def handle(_request: web.Request) -> web.Response:
         try:
-            await asyncio.wait_for(
+            await aio.wait_for(
                 metrics.refresh_storage_objects(server.store, server.watch_cache),
                 SCRAPE_COUNT_TIMEOUT)
         except (asyncio.TimeoutError, OSError, StoreError) as err:

@@ -23,6 +23,7 @@ from typing import Callable, Iterable
 
 import orjson
 
+from tinykube import aio
 from tinykube.api.kinds import RESOURCES, ResourceInfo
 from tinykube.storage.store import CompactedError, Event, Store, StoreError
 
@@ -164,7 +165,7 @@ class Watcher:
         if not self.pending and not self.closed:
             self._wakeup.clear()
             try:
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                await aio.wait_for(self._wakeup.wait(), timeout)
             except asyncio.TimeoutError:
                 return []
         if not self.pending and self.closed:
@@ -435,7 +436,7 @@ class WatchCache:
         self._waiter_seq += 1
         heapq.heappush(self._waiters, (revision, self._waiter_seq, fut))
         try:
-            await asyncio.wait_for(fut, timeout)
+            await aio.wait_for(fut, timeout)
             return True
         except asyncio.TimeoutError:
             return False

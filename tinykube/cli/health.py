@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from tinykube import aio
 from tinykube.cli.cluster import ClusterSettings
 
 # The endpoints serve self-signed certificates: nothing to verify, so no CA bundle to load
@@ -77,13 +78,13 @@ async def _get(scheme: str, rest: str, timeout: float) -> tuple[int, bytes]:
     host, _, port = hostport.rpartition(":")
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    reader, writer = await asyncio.wait_for(
+    reader, writer = await aio.wait_for(
         asyncio.open_connection(host, int(port), ssl=_INSECURE if scheme == "https" else None),
         timeout)
     try:
         writer.write(f"GET /{path} HTTP/1.0\r\nHost: {hostport}\r\n"
                      "Accept: application/json\r\nUser-Agent: tinykube-up\r\n\r\n".encode())
-        data = await asyncio.wait_for(reader.read(), max(0.0, deadline - loop.time()))
+        data = await aio.wait_for(reader.read(), max(0.0, deadline - loop.time()))
     finally:
         writer.transport.abort()
     head, _, body = data.partition(b"\r\n\r\n")

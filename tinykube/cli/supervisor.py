@@ -22,8 +22,14 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import asyncio
 
-from tinykube.cli.cluster import (ClusterDir, ClusterSettings, spawn_supervisor,  # noqa: F401
-                                  tinykube_command, write_manifests)
+from tinykube import aio
+from tinykube.cli.cluster import (  # noqa: F401
+    ClusterDir,
+    ClusterSettings,
+    spawn_supervisor,
+    tinykube_command,
+    write_manifests,
+)
 
 STOP_GRACE_SECONDS = 20.0
 RESTART_BACKOFF_MAX = 10.0
@@ -133,7 +139,7 @@ class Supervisor:
                 *tinykube_command("proxy", "--cleanup"), stdin=subprocess.DEVNULL,
                 stdout=log, stderr=log)
             try:
-                await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+                await aio.wait_for(process.wait(), STOP_GRACE_SECONDS)
             except asyncio.TimeoutError:
                 process.kill()
                 await process.wait()
@@ -170,7 +176,7 @@ class Supervisor:
             return
         process.terminate()
         try:
-            await asyncio.wait_for(process.wait(), STOP_GRACE_SECONDS)
+            await aio.wait_for(process.wait(), STOP_GRACE_SECONDS)
         except asyncio.TimeoutError:
             process.kill()
             await process.wait()

@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from tinykube import aio
 from tinykube.api.patch import merge_patch
 
 Object = dict[str, Any]
@@ -256,7 +257,7 @@ class FakeAPIServer:
                 await resp.write(orjson.dumps({"type": etype, "object": obj}) + b"\n")
             self.log = [e for e in self.log if e[1] != "BOOKMARK"]
             try:
-                await asyncio.wait_for(changed.wait(), deadline - loop.time())
+                await aio.wait_for(changed.wait(), deadline - loop.time())
             except asyncio.TimeoutError:
                 break
         return resp

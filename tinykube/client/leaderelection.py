@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from tinykube import aio
 from tinykube.api import meta
 from tinykube.api.errors import ApiError
 from tinykube.client.rest import Client
@@ -145,7 +146,7 @@ class LeaderElector:
         while True:
             await asyncio.sleep(self.retry_period)
             try:
-                ok = await asyncio.wait_for(self._attempt(), self.renew_deadline)
+                ok = await aio.wait_for(self._attempt(), self.renew_deadline)
             except asyncio.TimeoutError:
                 ok = False
             if ok:

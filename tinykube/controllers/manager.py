@@ -15,11 +15,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge
 
+from tinykube import aio
 from tinykube.api.errors import ApiError
 from tinykube.client.informer import InformerFactory
 from tinykube.client.leaderelection import LeaderElector, default_identity
 from tinykube.client.rest import Client
-
 from tinykube.controllers.base import ControllerContext, WorkQueueMetrics
 from tinykube.controllers.config import ControllerManagerConfig
 from tinykube.controllers.registry import enabled_controllers
@@ -105,7 +105,7 @@ class ControllerManager:
 
     async def wait_running(self, timeout: float | None = None) -> None:
         """Wait until this instance's controllers have synced their informers and run."""
-        await asyncio.wait_for(self._running.wait(), timeout)
+        await aio.wait_for(self._running.wait(), timeout)
 
     @property
     def is_leader(self) -> bool:

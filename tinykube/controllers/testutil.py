@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from tinykube import aio
 from tinykube.api import kinds, meta
 from tinykube.api.errors import ApiError
 from tinykube.api.patch import merge_patch
@@ -438,7 +439,7 @@ async def wait_for_list(rc: Any, predicate: Callable[[list[Obj]], bool], *,
                 if err.code != 410:
                     raise
 
-    return await asyncio.wait_for(run(), timeout)
+    return await aio.wait_for(run(), timeout)
 
 
 async def wait_for_object(rc: Any, name: str, predicate: Callable[[Obj | None], bool], *,

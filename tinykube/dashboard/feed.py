@@ -15,6 +15,8 @@ from typing import Any
 
 import orjson
 
+from tinykube import aio
+
 Obj = dict[str, Any]
 
 ADDED, MODIFIED, DELETED = "ADDED", "MODIFIED", "DELETED"
@@ -55,7 +57,7 @@ class Subscriber:
         if not self._pending:
             self._ready.clear()
             try:
-                await asyncio.wait_for(self._ready.wait(), timeout)
+                await aio.wait_for(self._ready.wait(), timeout)
             except asyncio.TimeoutError:
                 return None
         return self._pending.popleft()

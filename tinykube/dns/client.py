@@ -10,6 +10,8 @@ import struct
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
+from tinykube import aio
+
 
 async def query(host: str, port: int, name: str, qtype: str | int = "A", tcp: bool = False,
                 timeout: float = 5.0) -> DNSRecord:
@@ -18,7 +20,7 @@ async def query(host: str, port: int, name: str, qtype: str | int = "A", tcp: bo
     request = DNSRecord.question(name, qtype_name)
     request.header.id = secrets.randbelow(65536)
     wire = request.pack()
-    raw = await asyncio.wait_for(_tcp(host, port, wire) if tcp else _udp(host, port, wire), timeout)
+    raw = await aio.wait_for(_tcp(host, port, wire) if tcp else _udp(host, port, wire), timeout)
     response = DNSRecord.parse(raw)
     if not tcp and response.header.tc:
         return await query(host, port, name, qtype, tcp=True, timeout=timeout)

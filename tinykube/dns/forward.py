@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from tinykube import aio
+
 log = logging.getLogger(__name__)
 
 
@@ -35,7 +37,7 @@ async def forward_query(query: bytes, upstreams: list[str], timeout: float) -> b
         transport, proto = await loop.create_datagram_endpoint(_OneShot, remote_addr=(host, port))
         try:
             transport.sendto(query)
-            return await asyncio.wait_for(proto.answer, timeout)
+            return await aio.wait_for(proto.answer, timeout)
         except (TimeoutError, OSError) as exc:
             log.warning("dns: upstream %s failed: %s", upstream, exc)
         finally:

@@ -18,6 +18,7 @@ from aiohttp import web
 from dnslib import QTYPE, RCODE, DNSError, DNSRecord
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from tinykube import aio
 from tinykube.dns.config import DNSConfig
 from tinykube.dns.forward import forward_query
 from tinykube.dns.metrics import DNSMetrics
@@ -74,7 +75,7 @@ class DNSServer:
             if remaining <= 0:
                 return False
             try:
-                await asyncio.wait_for(self._changed.wait(), remaining)
+                await aio.wait_for(self._changed.wait(), remaining)
             except TimeoutError:
                 return False
         return True

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from tinykube import aio
 from tinykube.api import meta, pods
 from tinykube.api.errors import ApiError
 from tinykube.client.controller import Controller
@@ -432,7 +433,7 @@ class HollowNodes(Controller):
         next_beat = loop.time() + self.lease_interval
         while True:
             try:  # a node whose status was overwritten wakes the loop early
-                await asyncio.wait_for(self._wake.wait(), max(0.0, next_beat - loop.time()))
+                await aio.wait_for(self._wake.wait(), max(0.0, next_beat - loop.time()))
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()

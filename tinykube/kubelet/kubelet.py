@@ -19,6 +19,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from tinykube import aio
 from tinykube.api import meta
 from tinykube.api import pods as podutil
 from tinykube.api.errors import ApiError
@@ -31,9 +32,13 @@ from tinykube.kubelet.inotify import DIR_CHANGES, Inotify
 from tinykube.kubelet.metrics import KubeletMetrics
 from tinykube.kubelet.podworker import PodWorkers, container_resources
 from tinykube.kubelet.probes import TITLE, Result
-from tinykube.kubelet.runtime.fake import FakeRuntime
-from tinykube.kubelet.runtime.interface import ContainerState, LinuxResources, PodSandboxConfig
 from tinykube.kubelet.runtime.cgroups import milli_cpu_to_shares
+from tinykube.kubelet.runtime.fake import FakeRuntime
+from tinykube.kubelet.runtime.interface import (
+    ContainerState,
+    LinuxResources,
+    PodSandboxConfig,
+)
 from tinykube.kubelet.runtime.network import remove_bridge
 from tinykube.kubelet.runtime.process import ProcessRuntime
 
@@ -377,7 +382,7 @@ class Kubelet:
                 await self.sync_mirror_pods()
                 delay = RETRY_INITIAL
                 try:
-                    await asyncio.wait_for(self._mirror_wake.wait(), 30)
+                    await aio.wait_for(self._mirror_wake.wait(), 30)
                 except asyncio.TimeoutError:
                     pass
             except (ApiError, ConnectionError, asyncio.TimeoutError) as exc:

@@ -21,20 +21,33 @@ from typing import Any, Protocol
 
 import orjson
 
+from tinykube import aio
 from tinykube.api import meta
-from tinykube.api.errors import ApiError
 from tinykube.api import pods as podutil
+from tinykube.api.errors import ApiError
 from tinykube.api.quantity import cpu_millis, parse_quantity
 from tinykube.kubelet import env as envmod
 from tinykube.kubelet import status as statusmod
 from tinykube.kubelet.backoff import Backoff, format_duration
-from tinykube.kubelet.probes import PodProbes, Result, TITLE, run_probe
+from tinykube.kubelet.probes import TITLE, PodProbes, Result, run_probe
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, CRIError, ImageService, ImageSpec, LinuxResources, Mount,
-    PodSandboxConfig, RuntimeService,
+    ContainerConfig,
+    ContainerState,
+    CRIError,
+    ImageService,
+    ImageSpec,
+    LinuxResources,
+    Mount,
+    PodSandboxConfig,
+    RuntimeService,
 )
 from tinykube.kubelet.status import ContainerRecord
-from tinykube.kubelet.volumes import VolumeContext, VolumeError, setup_volumes, teardown_volumes
+from tinykube.kubelet.volumes import (
+    VolumeContext,
+    VolumeError,
+    setup_volumes,
+    teardown_volumes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +175,7 @@ class PodWorker:
                 self.host.observe_sync(operation, time.monotonic() - began)
                 operation = "update" if self.wake.is_set() else "sync"
                 try:
-                    await asyncio.wait_for(self.wake.wait(), delay)
+                    await aio.wait_for(self.wake.wait(), delay)
                 except asyncio.TimeoutError:
                     pass
         finally:
@@ -425,7 +438,7 @@ class PodWorker:
         handler = (c.get("lifecycle") or {}).get("preStop")
         if handler and grace > 0:
             try:
-                error = await asyncio.wait_for(self._run_hook(c, cid, handler, grace), grace)
+                error = await aio.wait_for(self._run_hook(c, cid, handler, grace), grace)
             except asyncio.TimeoutError:
                 error = f"PreStopHook didn't complete within {int(grace)} seconds"
             if error:

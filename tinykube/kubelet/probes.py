@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-
+from tinykube import aio
 from tinykube.kubelet.runtime.interface import CRIError, ExecResult
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ async def tcp_probe(action: Obj, container: Obj, pod_ip: str, timeout: float) ->
     host = action.get("host") or pod_ip or "127.0.0.1"
     port = resolve_port(action.get("port", 0), container)
     try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+        _, writer = await aio.wait_for(asyncio.open_connection(host, port), timeout)
     except asyncio.TimeoutError:
         return Result.FAILURE, f"dial tcp {host}:{port}: i/o timeout"
     except ConnectionRefusedError:

@@ -8,6 +8,8 @@ import logging
 import time
 from typing import Awaitable, Callable
 
+from tinykube import aio
+
 log = logging.getLogger(__name__)
 
 
@@ -44,7 +46,7 @@ class BoundedFrequencyRunner:
     async def _wait_for_request(self) -> None:
         timeout = max(0.0, self._deadline() - time.monotonic())
         try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            await aio.wait_for(self._wake.wait(), timeout)
         except TimeoutError:
             pass
 

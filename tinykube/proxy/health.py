@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from tinykube import aio
+
 if TYPE_CHECKING:
     from aiohttp import web
 
@@ -87,7 +89,7 @@ class HealthzServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            head = await aio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
             method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
             path = rest.split(" ", 1)[0].split("?", 1)[0]
             if method not in ("GET", "HEAD"):

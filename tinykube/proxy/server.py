@@ -11,6 +11,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from tinykube import aio
 from tinykube.proxy.bounded import BoundedFrequencyRunner
 from tinykube.proxy.config import ConfigError, ProxyConfig, split_host_port
 from tinykube.proxy.health import ProxierHealth, serve_healthz
@@ -243,7 +244,7 @@ class Proxy:
                 await self._sync_done.wait_for(
                     lambda: self.sync_count > 0 and not self._syncing and predicate())
 
-        await asyncio.wait_for(check(), timeout)
+        await aio.wait_for(check(), timeout)
 
     async def wait_synced(self, timeout: float = 10.0) -> None:
         """Wait until every change received so far has been synced."""

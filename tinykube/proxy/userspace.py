@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from tinykube import aio
 from tinykube.proxy.changes import AppliedChanges, ChangeTracker
 from tinykube.proxy.model import Endpoint, ServicePort, Snapshot, usable_endpoints
 
@@ -98,7 +99,7 @@ class TCPListener:
         tried = 0
         while ep is not None and tried < 4:  # upstream retries a few endpoints
             try:
-                return await asyncio.wait_for(asyncio.open_connection(ep.ip, ep.port), CONNECT_TIMEOUT)
+                return await aio.wait_for(asyncio.open_connection(ep.ip, ep.port), CONNECT_TIMEOUT)
             except (OSError, TimeoutError) as exc:
                 log.info("userspace: endpoint %s failed: %s", ep.address, exc)
                 ep = self.balancer.after_failure(ep, client_ip)

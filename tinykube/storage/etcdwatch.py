@@ -19,6 +19,7 @@ from typing import Any, Callable
 import grpc
 from aetcd import rpc
 
+from tinykube import aio
 from tinykube.storage.store import (
     CompactedError,
     Event,
@@ -135,8 +136,8 @@ class WatchMux:
             watch.watch_id, watch.prefix.encode(), watch.after_revision + 1
         )
         try:
-            await asyncio.wait_for(self._send(request), timeout)
-            await asyncio.wait_for(watch.created.wait(), timeout)
+            await aio.wait_for(self._send(request), timeout)
+            await aio.wait_for(watch.created.wait(), timeout)
         except asyncio.TimeoutError:
             self._watchers.pop(watch.watch_id, None)
             watch.sub.fail(UnavailableError(f"{self._describe()}: watch was not created in time"))
@@ -158,7 +159,7 @@ class WatchMux:
         self._probes[probe_id] = fut
         try:
             await self._send(self._create_request(probe_id, b"\0", 1))
-            return await asyncio.wait_for(fut, timeout)
+            return await aio.wait_for(fut, timeout)
         except asyncio.TimeoutError:
             await self._send(rpc.WatchRequest(
                 cancel_request=rpc.WatchCancelRequest(watch_id=probe_id)))

@@ -16,13 +16,13 @@ second; nothing is left behind when the block exits.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import tempfile
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, AsyncIterator
 
+from tinykube import aio
 from tinykube.api import kinds, meta
 from tinykube.api.errors import ApiError
 
@@ -79,7 +79,7 @@ class Cluster:
                     if event_type in ("ADDED", "MODIFIED") and predicate(obj):
                         return obj
 
-        return await asyncio.wait_for(watch(), timeout)
+        return await aio.wait_for(watch(), timeout)
 
 
 @asynccontextmanager

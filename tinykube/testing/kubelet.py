@@ -13,7 +13,6 @@ machine never share one either.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import secrets
@@ -23,6 +22,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 
 import pytest_asyncio
 
+from tinykube import aio
 from tinykube.api.errors import ApiError
 from tinykube.kubelet import Kubelet, KubeletConfig
 from tinykube.kubelet.runtime.cgroups import CgroupManager
@@ -245,4 +245,4 @@ async def wait_for_pod(client: Any, namespace: str, name: str, predicate: Callab
                 if _type in ("ADDED", "MODIFIED") and predicate(pod):
                     return pod
 
-    return await asyncio.wait_for(watch(), timeout)
+    return await aio.wait_for(watch(), timeout)

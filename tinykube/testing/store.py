@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 
+from tinykube import aio
 from tinykube.storage.store import Event, Watch
 
 
 async def next_batch(watch: Watch, timeout: float = 5.0) -> list[Event]:
     """The watch's next batch, or TimeoutError after ``timeout`` seconds."""
-    return await asyncio.wait_for(watch.__anext__(), timeout)
+    return await aio.wait_for(watch.__anext__(), timeout)
 
 
 async def collect_until(watch: Watch, revision: int, timeout: float = 10.0) -> list[Event]:
@@ -20,5 +20,5 @@ async def collect_until(watch: Watch, revision: int, timeout: float = 10.0) -> l
         while not events or events[-1].revision < revision:
             events.extend(await watch.__anext__())
 
-    await asyncio.wait_for(run(), timeout)
+    await aio.wait_for(run(), timeout)
     return events

@@ -12,8 +12,8 @@ Every sandbox, container and exec runs under a small shim (see ``shim.py``).
 from __future__ import annotations
 
 import asyncio
-import marshal
 import logging
+import marshal
 import os
 import shutil
 import signal
@@ -25,13 +25,22 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from tinykube import aio
 from tinykube.api import meta
 from tinykube.kubelet.runtime import dnsfiles
 from tinykube.kubelet.runtime.cgroups import CgroupManager, milli_cpu_to_shares
 from tinykube.kubelet.runtime.execsession import ProcessExec
 from tinykube.kubelet.runtime.images import RecordedImages, image_id
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, PodSandboxConfig, PodSandboxStatus, SandboxState,
+    ContainerConfig,
+    ContainerState,
+    ContainerStatus,
+    CRIError,
+    ExecResult,
+    Image,
+    PodSandboxConfig,
+    PodSandboxStatus,
+    SandboxState,
 )
 from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
 from tinykube.kubelet.runtime.zygote import ExecProcess, ShimHandle, Zygote, send_spec
@@ -298,7 +307,7 @@ class ProcessRuntime(RecordedImages):
         """Kill the pod's PID namespace and cgroup, and free its network."""
         if sb.shim is not None and not sb.pid:  # a start cut short before the shim reported
             try:
-                msg = await asyncio.wait_for(sb.shim.first_report(), 5)
+                msg = await aio.wait_for(sb.shim.first_report(), 5)
                 sb.pid = int(msg.get("pid", 0))
             except asyncio.TimeoutError:
                 log.warning("sandbox %s: its shim never reported", sb.id)
@@ -486,7 +495,7 @@ class ProcessRuntime(RecordedImages):
         if timeout > 0:
             _kill(c.pid, signal.SIGTERM)
             try:
-                await asyncio.wait_for(c.exited.wait(), timeout)
+                await aio.wait_for(c.exited.wait(), timeout)
                 return
             except asyncio.TimeoutError:
                 pass
@@ -552,7 +561,7 @@ class ProcessRuntime(RecordedImages):
         proc = await self._start_exec(c, cmd, False, stdin=asyncio.subprocess.DEVNULL,
                                       stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         try:
-            out, err = await asyncio.wait_for(proc.communicate(), timeout if timeout > 0 else None)
+            out, err = await aio.wait_for(proc.communicate(), timeout if timeout > 0 else None)
         except asyncio.TimeoutError:
             _kill(proc.pid, signal.SIGKILL)
             await proc.wait()
@@ -569,7 +578,7 @@ class ProcessRuntime(RecordedImages):
         first, so none is left running, and the fork server is not restarted."""
         self._closing = True
         try:
-            await asyncio.wait_for(self._settled.wait(), 10)
+            await aio.wait_for(self._settled.wait(), 10)
         except asyncio.TimeoutError:
             log.warning("%d pod sandbox start(s) still in flight at close", self._starting)
         if self._io_pool is not None:  # let set-ups in flight finish before removing what they create

@@ -14,6 +14,8 @@ import os
 import socket
 import sys
 
+from tinykube import aio
+
 SHIM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
 
 
@@ -173,7 +175,7 @@ class Zygote:
                 self.sock = None
             if self.proc is not None:
                 try:
-                    await asyncio.wait_for(self.proc.wait(), 5)
+                    await aio.wait_for(self.proc.wait(), 5)
                 except asyncio.TimeoutError:
                     self.proc.kill()
                     await self.proc.wait()
