@@ -50,14 +50,19 @@ async def test_tutorial_policy_logs_pod_create_with_bodies(apiserver_factory, tm
     assert all(e["objectRef"]["resource"] != "configmaps" for e in events)
 
 
-async def test_watch_logs_response_started_and_received(apiserver_factory, tmp_path):
+async def _audit_configmaps(apiserver_factory, tmp_path: Path):
+    """An API server whose audit policy logs ConfigMap requests at Metadata level."""
     policy = tmp_path / "policy.yaml"
     policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
                       "- level: Metadata\n  resources:\n  - group: ''\n"
                       "    resources: [configmaps]\n")
     log_path = tmp_path / "audit.log"
-    running = await apiserver_factory(audit_policy_file=str(policy),
-                                      audit_log_path=str(log_path))
+    running = await apiserver_factory(audit_policy_file=str(policy), audit_log_path=str(log_path))
+    return running, log_path
+
+
+async def test_watch_logs_response_started_and_received(apiserver_factory, tmp_path):
+    running, log_path = await _audit_configmaps(apiserver_factory, tmp_path)
     url = f"{running.url}/api/v1/namespaces/default/configmaps?watch=1&timeoutSeconds=1"
     async with aiohttp.ClientSession() as session, session.get(url) as resp:
         assert resp.status == 200
@@ -72,13 +77,7 @@ async def test_watch_logs_response_started_and_received(apiserver_factory, tmp_p
 async def test_watch_the_client_closes_completes_with_its_200(apiserver_factory, tmp_path):
     """A watch ends when its client goes away (kubectl get -w, Ctrl-C): the response was a
     200 and stays one in the audit log and in apiserver_request_total."""
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("apiVersion: audit.k8s.io/v1\nkind: Policy\nrules:\n"
-                      "- level: Metadata\n  resources:\n  - group: ''\n"
-                      "    resources: [configmaps]\n")
-    log_path = tmp_path / "audit.log"
-    running = await apiserver_factory(audit_policy_file=str(policy),
-                                      audit_log_path=str(log_path))
+    running, log_path = await _audit_configmaps(apiserver_factory, tmp_path)
     url = f"{running.url}/api/v1/namespaces/default/configmaps?watch=1"
     async with aiohttp.ClientSession() as session:
         async with session.get(url) as resp:
