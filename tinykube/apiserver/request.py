@@ -39,7 +39,8 @@ class RequestInfo:
 
     ``verb`` is the Kubernetes verb (get, list, watch, create, update, patch, delete,
     deletecollection) for resource requests and the lower-case HTTP method otherwise.
-    ``user`` is filled in by the authentication stage.
+    ``user`` is filled in by the authentication stage, ``sent_status`` once the response's
+    headers went out.
     """
 
     verb: str
@@ -59,6 +60,7 @@ class RequestInfo:
     request_uri: str = ""
     audit_id: str = field(default_factory=new_uid)
     started: float = field(default_factory=time.time)
+    sent_status: int | None = None  # the status of response headers already sent
 
     @property
     def group_version(self) -> str:

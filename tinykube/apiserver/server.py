@@ -38,8 +38,6 @@ from tinykube.apiserver.request import RequestInfo, parse_request_info
 
 log = logging.getLogger(__name__)
 
-STARTED_STATUS = "response_started_status"  # request key: the status of prepared headers
-
 # Plug-in modules of this package, in the order their setup() runs.
 PLUGINS = ("version", "health", "discovery", "openapi", "metrics", "audit", "authz_review",
            "componentstatus")
@@ -259,7 +257,7 @@ class APIServer:
             return response
         except asyncio.CancelledError:
             # the client went away; a watch or stream whose headers were sent answered those
-            status = request.get(STARTED_STATUS, status)
+            status = info.sent_status or status
             raise
         except errors.ApiError as err:
             status = err.code
@@ -297,7 +295,9 @@ class APIServer:
 
 async def _note_started(request: web.Request, response: web.StreamResponse) -> None:
     """Remember the status a response went out with, for a handler cancelled after it."""
-    request[STARTED_STATUS] = response.status
+    info: RequestInfo | None = request.get("request_info")
+    if info is not None:
+        info.sent_status = response.status
 
 
 def write_kubeconfig(path: str, server: str, token: str | None = None,
