@@ -1,6 +1,7 @@
 """tinykube.aio.wait_for: asyncio.wait_for without Python 3.11's lost cancellations."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,11 @@ async def test_a_result_in_time_is_returned_and_none_waits_without_limit():
 
     assert await aio.wait_for(answer(), 5) == 42
     assert await aio.wait_for(answer(), None) == 42
+
+
+def test_tinykube_waits_only_through_aio():
+    """A new asyncio.wait_for would bring the lost cancellations back."""
+    root = Path(aio.__file__).parent
+    offenders = [str(p.relative_to(root.parent)) for p in sorted(root.rglob("*.py"))
+                 if p.name != "aio.py" and "asyncio.wait_for(" in p.read_text()]
+    assert offenders == []
