@@ -75,9 +75,9 @@ def api_container_status(spec_c: Obj, rec: ContainerRecord, prefix: str, default
     if cur is not None:
         out["containerID"] = f"{prefix}://{cur.id}"
     last = rec.last_terminated
-    if "terminated" not in state and last is not None:
-        out["lastState"] = {"terminated": terminated_state(last, prefix)}
-    elif "terminated" in state and last is not None and cur is not None and last.id != cur.id:
+    if "waiting" in state and cur is not None and cur.state == ContainerState.CONTAINER_EXITED:
+        last = cur  # waiting to restart it (back-off): its exit is the last state
+    if last is not None and not ("terminated" in state and cur is not None and last.id == cur.id):
         out["lastState"] = {"terminated": terminated_state(last, prefix)}
     return out
 

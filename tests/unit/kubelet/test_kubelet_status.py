@@ -41,6 +41,23 @@ def test_crashloop_shows_waiting_with_last_state():
     assert pod_phase(pod(), [], [st]) == "Running"
 
 
+def test_crashloop_last_state_is_the_exit_it_backs_off_after():
+    """In back-off the pod worker still holds the container that just exited: that exit is
+    the last state (kubectl's "RESTARTS 2 (5s ago)" counts from its finishedAt), not the one
+    before it."""
+    earlier = ContainerStatus("c2", "a", 1, ContainerState.CONTAINER_EXITED, exit_code=1,
+                              started_at=100, finished_at=101, reason="Error")
+    latest = ContainerStatus("c3", "a", 2, ContainerState.CONTAINER_EXITED, exit_code=2,
+                             started_at=110, finished_at=111, reason="Error")
+    rec = ContainerRecord("a", current=latest, last_terminated=earlier, restart_count=2,
+                          waiting_reason="CrashLoopBackOff")
+    st = status_of(rec)
+    assert st["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    last = st["lastState"]["terminated"]
+    assert (last["exitCode"], last["finishedAt"]) == (2, "1970-01-01T00:01:51Z")
+    assert last["containerID"] == st["containerID"] == "tinykube-process://c3"
+
+
 def test_phase_rules_per_restart_policy():
     ok = status_of(ContainerRecord("a", current=cs(ContainerState.CONTAINER_EXITED, 0)))
     bad = status_of(ContainerRecord("a", current=cs(ContainerState.CONTAINER_EXITED, 1)))
