@@ -24,11 +24,9 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
-    gc_collector,
     generate_latest,
-    platform_collector,
-    process_collector,
 )
+from prometheus_client import gc_collector, platform_collector, process_collector
 
 from tinykube import aio
 from tinykube.api import kinds

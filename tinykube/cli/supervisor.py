@@ -23,13 +23,8 @@ if TYPE_CHECKING:
     import asyncio
 
 from tinykube import aio
-from tinykube.cli.cluster import (  # noqa: F401
-    ClusterDir,
-    ClusterSettings,
-    spawn_supervisor,
-    tinykube_command,
-    write_manifests,
-)
+from tinykube.cli.cluster import (ClusterDir, ClusterSettings, spawn_supervisor,  # noqa: F401
+                                  tinykube_command, write_manifests)
 
 STOP_GRACE_SECONDS = 20.0
 RESTART_BACKOFF_MAX = 10.0

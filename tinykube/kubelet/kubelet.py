@@ -32,13 +32,9 @@ from tinykube.kubelet.inotify import DIR_CHANGES, Inotify
 from tinykube.kubelet.metrics import KubeletMetrics
 from tinykube.kubelet.podworker import PodWorkers, container_resources
 from tinykube.kubelet.probes import TITLE, Result
-from tinykube.kubelet.runtime.cgroups import milli_cpu_to_shares
 from tinykube.kubelet.runtime.fake import FakeRuntime
-from tinykube.kubelet.runtime.interface import (
-    ContainerState,
-    LinuxResources,
-    PodSandboxConfig,
-)
+from tinykube.kubelet.runtime.interface import ContainerState, LinuxResources, PodSandboxConfig
+from tinykube.kubelet.runtime.cgroups import milli_cpu_to_shares
 from tinykube.kubelet.runtime.network import remove_bridge
 from tinykube.kubelet.runtime.process import ProcessRuntime
 

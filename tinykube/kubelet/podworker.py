@@ -23,31 +23,19 @@ import orjson
 
 from tinykube import aio
 from tinykube.api import meta
-from tinykube.api import pods as podutil
 from tinykube.api.errors import ApiError
+from tinykube.api import pods as podutil
 from tinykube.api.quantity import cpu_millis, parse_quantity
 from tinykube.kubelet import env as envmod
 from tinykube.kubelet import status as statusmod
 from tinykube.kubelet.backoff import Backoff, format_duration
-from tinykube.kubelet.probes import TITLE, PodProbes, Result, run_probe
+from tinykube.kubelet.probes import PodProbes, Result, TITLE, run_probe
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig,
-    ContainerState,
-    CRIError,
-    ImageService,
-    ImageSpec,
-    LinuxResources,
-    Mount,
-    PodSandboxConfig,
-    RuntimeService,
+    ContainerConfig, ContainerState, CRIError, ImageService, ImageSpec, LinuxResources, Mount,
+    PodSandboxConfig, RuntimeService,
 )
 from tinykube.kubelet.status import ContainerRecord
-from tinykube.kubelet.volumes import (
-    VolumeContext,
-    VolumeError,
-    setup_volumes,
-    teardown_volumes,
-)
+from tinykube.kubelet.volumes import VolumeContext, VolumeError, setup_volumes, teardown_volumes
 
 log = logging.getLogger(__name__)
 

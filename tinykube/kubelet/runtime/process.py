@@ -12,8 +12,8 @@ Every sandbox, container and exec runs under a small shim (see ``shim.py``).
 from __future__ import annotations
 
 import asyncio
-import logging
 import marshal
+import logging
 import os
 import shutil
 import signal
@@ -32,15 +32,7 @@ from tinykube.kubelet.runtime.cgroups import CgroupManager, milli_cpu_to_shares
 from tinykube.kubelet.runtime.execsession import ProcessExec
 from tinykube.kubelet.runtime.images import RecordedImages, image_id
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig,
-    ContainerState,
-    ContainerStatus,
-    CRIError,
-    ExecResult,
-    Image,
-    PodSandboxConfig,
-    PodSandboxStatus,
-    SandboxState,
+    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
 from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
 from tinykube.kubelet.runtime.zygote import ExecProcess, ShimHandle, Zygote, send_spec
