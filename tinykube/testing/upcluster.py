@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from tinykube.testing.processes import command_line
+
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 NODE = "tinykube-control-plane"
 
@@ -60,12 +62,6 @@ def cluster_processes(marker: str) -> list[str]:
     """Command lines of live processes that belong to the cluster directory."""
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if marker in cmdline:
+        if entry.name.isdigit() and marker in (cmdline := command_line(entry.name)):
             found.append(f"{entry.name}: {cmdline}")
     return found
