@@ -99,6 +99,25 @@ def container_resources(c: Obj, pods_limit: int = 0) -> LinuxResources:
     return out
 
 
+SYNCED_METADATA = ("labels", "annotations", "deletionTimestamp", "deletionGracePeriodSeconds")
+
+
+def needs_sync(old: Obj, new: Obj) -> bool:
+    """Whether an update of a pod from its source is one the pod's sync acts on.
+
+    A new status alone (most often the kubelet's own write coming back through the watch)
+    is not: upstream's pod config treats it as a reconcile rather than an update. Readiness
+    gates are the exception: other writers set the conditions they wait for.
+    """
+    if podutil.spec(old) != podutil.spec(new):
+        return True
+    old_meta, new_meta = meta.metadata(old), meta.metadata(new)
+    if any(old_meta.get(k) != new_meta.get(k) for k in SYNCED_METADATA):
+        return True
+    gates = [g.get("conditionType") for g in podutil.spec(new).get("readinessGates") or []]
+    return any(podutil.condition_status(old, g) != podutil.condition_status(new, g) for g in gates)
+
+
 def spec_hash(c: Obj) -> str:
     """What upstream's container hash covers: a change means the container must restart."""
     return hashlib.sha256(orjson.dumps(c, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
@@ -134,8 +153,10 @@ class PodWorker:
         self.task = asyncio.create_task(self._run(), name=f"pod-worker-{meta.key(self.pod)}")
 
     def update(self, pod: Obj) -> None:
-        self.pod = pod
-        self.wake.set()
+        """Keep the pod's latest copy; wake the worker only for a change it acts on."""
+        old, self.pod = self.pod, pod
+        if needs_sync(old, pod):
+            self.wake.set()
 
     def remove(self) -> None:
         """The pod is gone from its source: stop it without confirming to the API."""

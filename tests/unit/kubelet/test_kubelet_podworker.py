@@ -194,3 +194,44 @@ async def test_init_containers_in_order_and_sidecars_keep_running(tmp_path):
     init = {s["name"]: s for s in status["initContainerStatuses"]}
     assert init["setup"]["state"]["terminated"]["reason"] == "Completed"
     assert "running" in init["proxy"]["state"]
+
+
+async def test_only_changes_the_sync_acts_on_wake_the_worker(tmp_path):
+    """Its own status coming back through the watch does not start another sync."""
+    host = Host(tmp_path)
+    pod = make_pod()
+    worker = PodWorker(host, pod)
+    await worker.sync()
+    worker.wake.clear()
+    echoed = {**pod, "metadata": {**pod["metadata"], "resourceVersion": "7"}, "status": host.statuses[-1]}
+    worker.update(echoed)
+    assert not worker.wake.is_set() and worker.pod is echoed  # kept for the next sync
+    for changed in ({**echoed, "metadata": {**echoed["metadata"], "labels": {"a": "b"}}},
+                    {**echoed, "metadata": {**echoed["metadata"], "annotations": {"a": "b"}}},
+                    {**echoed, "metadata": {**echoed["metadata"], "deletionTimestamp": "2024-01-01T00:00:00Z"}},
+                    {**echoed, "spec": {**echoed["spec"], "activeDeadlineSeconds": 5}}):
+        worker.update(echoed)
+        worker.update(changed)
+        assert worker.wake.is_set(), changed
+        worker.wake.clear()
+
+
+async def test_a_readiness_gate_condition_from_another_writer_wakes_the_worker(tmp_path):
+    host = Host(tmp_path)
+    pod = make_pod()
+    pod["spec"]["readinessGates"] = [{"conditionType": "example.com/lb"}]
+    worker = PodWorker(host, pod)
+    await worker.sync()
+    assert host.statuses[-1]["conditions"][2:4] == [
+        {"type": "ContainersReady", "status": "True", "lastProbeTime": None,
+         "lastTransitionTime": host.statuses[-1]["conditions"][2]["lastTransitionTime"]},
+        {**host.statuses[-1]["conditions"][3], "status": "False", "reason": "ReadinessGatesNotReady"}]
+    worker.wake.clear()
+    worker.update({**pod, "status": host.statuses[-1]})
+    assert not worker.wake.is_set()
+    gate = {"type": "example.com/lb", "status": "True"}
+    worker.update({**pod, "status": {**host.statuses[-1], "conditions": host.statuses[-1]["conditions"] + [gate]}})
+    assert worker.wake.is_set()
+    await worker.sync()
+    ready = next(c for c in host.statuses[-1]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "True"
