@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from typing import Any, Awaitable, Callable, Protocol
 
 
 class InputStream:
@@ -57,3 +57,74 @@ class InputStream:
             self._proc.kill()
         await self._proc.wait()
         await self._stderr
+
+
+class Loader(Protocol):
+    """What `Lanes` needs of a loader: `InputStream`, or a test double of it."""
+
+    failed: Any
+
+    async def write(self, text: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def abort(self) -> None: ...
+
+
+class Lanes:
+    """Blocks that do not depend on each other, spread over `count` loaders in turn, so
+    that the loaders' own parsing and committing runs on every core.
+
+    `write` goes to the first loader, which is open from the start; `spread` hands the
+    independent blocks out round robin, opening the other loaders when first needed;
+    `join` waits until every other loader has committed all it was given, so that what
+    is written to the first one after it sees all of it.
+    """
+
+    def __init__(self, first: Loader, open_more: Callable[[], Awaitable[Loader]], count: int) -> None:
+        self.first = first
+        self._open_more = open_more
+        self._count = max(1, count)
+        self._others: list[Loader] = []
+        self._turn = 0
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.first.failed) or any(lane.failed for lane in self._others)
+
+    async def write(self, text: str) -> None:
+        await self.first.write(text)
+
+    async def spread(self, text: str) -> None:
+        self._turn = (self._turn + 1) % self._count
+        if self._turn == 0:
+            await self.first.write(text)
+            return
+        if len(self._others) < self._turn:
+            self._others.append(await self._open_more())
+        await self._others[self._turn - 1].write(text)
+
+    async def join(self) -> None:
+        """Close every loader but the first (raising the first error after closing all)."""
+        others, self._others, self._turn = self._others, [], 0
+        error: BaseException | None = None
+        for lane in others:
+            try:
+                await lane.close()
+            except Exception as exc:  # the loader's own error (IptablesError, ...)
+                error = error or exc
+        if error is not None:
+            raise error
+
+    async def close(self) -> None:
+        try:
+            await self.join()
+        except BaseException:
+            await self.first.abort()
+            raise
+        await self.first.close()
+
+    async def abort(self) -> None:
+        for lane in [*self._others, self.first]:
+            await lane.abort()
+        self._others = []

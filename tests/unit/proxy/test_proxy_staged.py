@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tinykube.proxy.iptables import restore
-from tinykube.proxy.iptables.proxier import IptablesProxier
+from tinykube.proxy.iptables.proxier import RESTORE_LANES, IptablesProxier
 from tinykube.proxy.iptables.restore import BLOCK_CHAINS, staged_blocks
 from tinykube.proxy.iptables.rules import (
     FILTER,
@@ -217,38 +217,60 @@ async def test_large_cluster_mode_is_reported_and_follows_the_endpoint_count() -
 
 class StreamingIptables:
     """A runner double with `open_restore`: applies each block to a RestoreModel, and can
-    fail at block `fail_at` the way iptables-restore does (exit 1, earlier COMMITs kept)."""
+    fail at block `fail_at` the way iptables-restore does (exit 1, earlier COMMITs kept).
+
+    A stream opened while none is open commits each block as it is written; one opened
+    beside it commits only when closed. Those are the two ends of what concurrent
+    restores may do, so blocks that depend on another stream's must wait for its close.
+    """
 
     def __init__(self, fail_at: int | None = None) -> None:
         self.model = RestoreModel()
         self.fail_at = fail_at
         self.streams = 0
+        self.blocks = 0
+        self.open: list["StreamingIptables.Stream"] = []
         self.restores: list[str] = []
 
     async def open_restore(self) -> "StreamingIptables.Stream":
         self.streams += 1
-        return StreamingIptables.Stream(self)
+        stream = StreamingIptables.Stream(self, eager=not self.open)
+        self.open.append(stream)
+        return stream
 
     class Stream:
-        def __init__(self, owner: "StreamingIptables") -> None:
-            self.owner, self.blocks, self.failed, self.closed = owner, 0, False, False
+        def __init__(self, owner: "StreamingIptables", eager: bool) -> None:
+            self.owner, self.eager, self.failed, self.closed = owner, eager, False, False
+            self.written: list[str] = []
+            self.queued: list[str] = []
 
         async def write(self, text: str) -> None:
             if self.failed:
                 return
-            self.blocks += 1
-            if self.owner.fail_at is not None and self.blocks >= self.owner.fail_at:
+            self.owner.blocks += 1
+            if self.owner.fail_at is not None and self.owner.blocks >= self.owner.fail_at:
                 self.failed = True
                 return
-            self.owner.model.apply(text)
+            self.written.append(text)
+            if self.eager:
+                self.owner.model.apply(text)
+            else:
+                self.queued.append(text)
 
         async def close(self) -> None:
-            self.closed = True
+            self._end()
+            for text in self.queued:
+                self.owner.model.apply(text)
             if self.failed:
                 raise IptablesError("iptables-restore failed: line 3 failed")
 
         async def abort(self) -> None:
+            self._end()
+
+        def _end(self) -> None:
             self.closed = True
+            if self in self.owner.open:
+                self.owner.open.remove(self)
 
     async def restore(self, text: str) -> None:
         self.restores.append(text)
@@ -276,14 +298,14 @@ async def test_streamed_sync_deletes_stale_chains_of_an_earlier_run() -> None:
     # a restarted proxy that sees only half of the services: the rest is stale
     second = populated(300, endpoints=3, iptables=fake, clear_conntrack=False)
     result = await second.sync()
-    assert result.full and fake.streams == 2
+    assert result.full and fake.streams == 2 * RESTORE_LANES
     expected = compute_rules(CFG, second.snapshot)
     assert normalised(fake.model.tables) == normalised(expected.tables)
     assert result.chains_deleted == len(before - set(expected.tables[NAT]))
 
 
 async def test_failed_stream_raises_and_next_sync_is_full() -> None:
-    fake = StreamingIptables(fail_at=5)
+    fake = StreamingIptables(fail_at=3)
     proxier = populated(600, iptables=fake, clear_conntrack=False)
     with pytest.raises(IptablesError, match="line 3 failed"):
         await proxier.sync()

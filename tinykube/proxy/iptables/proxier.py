@@ -13,8 +13,10 @@ chains is staged and streamed: iptables-restore is started first, and the servic
 chains are computed a batch at a time and written into its input as blocks of their own
 COMMIT (ordered as the `restore` module docstring explains, so the table is consistent
 after each one), ending with the KUBE-SERVICES switch and the deletion of stale chains.
-The restore commits each block on the other core while the next is computed, so the
-sync costs about max(compute, restore) rather than the sum. Between blocks the table mixes old and new
+The restore commits each block while the next is computed, so the sync costs about
+max(compute, restore) rather than the sum. With nf_tables the service ports' blocks,
+which do not depend on each other, are spread over two restores (`stream.Lanes`), since
+iptables-nft-restore's own CPU is most of the sync; the switch waits for both. Between blocks the table mixes old and new
 chains, but every state is consistent: new chains are unreachable until the switch and
 rewritten ones only jump to chains that exist. A failure raises IptablesError (with the
 restore's stderr) and forgets what was applied, so the next sync is a full one again.
@@ -32,9 +34,10 @@ import asyncio
 import gc
 import itertools
 import logging
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Awaitable, Callable, Iterator
 
 from tinykube.proxy import conntrack
 from tinykube.proxy.changes import AppliedChanges, ChangeTracker, Fold, LazyFold
@@ -56,11 +59,15 @@ from tinykube.proxy.iptables.rules import (
 from tinykube.proxy.iptables.runner import Iptables, IptablesError, RestoreStream
 from tinykube.proxy.metrics import ProxyMetrics
 from tinykube.proxy.model import Snapshot
+from tinykube.proxy.stream import Lanes
 
 log = logging.getLogger(__name__)
 
 FULL_SYNC_PERIOD = 3600.0  # upstream forces a full sync at least hourly
 BATCH_KEYS = 64  # service ports computed per step of a streamed full sync
+# iptables-restores a staged full sync spreads the service ports' blocks over (nf_tables):
+# each one parses and commits on a core of its own
+RESTORE_LANES = 2 if (os.cpu_count() or 1) > 1 else 1
 
 
 @dataclass
@@ -250,15 +257,10 @@ class IptablesProxier:
         saved = await self._saved()
         existing = self._existing_chains(saved)
         multi = await self._multi_commit()
-        stream: RestoreStream | None = None
         opener = getattr(self.iptables, "open_restore", None)  # test doubles may only `restore`
         setup = ""
         if self.iptables is not None:
             setup = await self._ensure_jumps(saved, existing)
-            if opener is not None:
-                stream = await opener()
-                if setup:
-                    await stream.write(setup)
         plan = RestorePlan()
         fixed = base_chains(self.cfg)
         plan.write[NAT].update(fixed[NAT])
@@ -308,6 +310,7 @@ class IptablesProxier:
             blocks = restore.single_commit(blocks)
         parts: list[str] = []
         compute_seconds = 0.0
+        lanes: Lanes | None = None
         try:
             while True:
                 t = time.perf_counter()
@@ -318,22 +321,45 @@ class IptablesProxier:
                 if not parts:
                     self._first_block = time.perf_counter()
                 parts.append(text)
-                if stream is not None:
-                    await stream.write(text)
-                    if stream.failed:
-                        break  # close() reports the restore's error
-            if stream is not None:
-                await stream.close()
-                stream = None
+                if opener is None:
+                    continue
+                if lanes is None:  # the fixed chains come first
+                    lanes = await self._open_lanes(opener, setup + text, fixed[NAT].keys() <= existing[NAT], multi)
+                elif top:  # the switch and what follows it need every service chain committed
+                    await lanes.join()
+                    await lanes.write(text)
+                else:
+                    await lanes.spread(text)
+                if lanes.failed:
+                    break  # close() reports the restore's error
+            if lanes is not None:
+                await lanes.close()
+                lanes = None
         finally:
-            if stream is not None:
-                await stream.abort()
+            if lanes is not None:
+                await lanes.abort()
         t = time.perf_counter()
         joined = "".join(parts)
         compute_seconds += time.perf_counter() - t
         if self.iptables is not None and opener is None:
             await self.iptables.restore(setup + joined)
         return plan, joined, compute_seconds
+
+    async def _open_lanes(self, opener: Callable[[], Awaitable[RestoreStream]], head: str, fixed_exist: bool,
+                          multi: bool) -> Lanes:
+        """The restores a staged sync streams into, the first one given `head` (the setup
+        and the fixed chains). With nf_tables, service ports' blocks are spread over
+        `RESTORE_LANES` restores; they jump to the fixed chains, so while those do not
+        exist yet `head` is restored on its own first."""
+        count = RESTORE_LANES if multi else 1
+        if count > 1 and not fixed_exist:
+            assert self.iptables is not None
+            await self.iptables.restore(head)
+            head = ""
+        lanes = Lanes(await opener(), opener, count)
+        if head:
+            await lanes.write(head)
+        return lanes
 
     async def _multi_commit(self) -> bool:
         if self.multi_commit is not None:

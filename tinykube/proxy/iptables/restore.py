@@ -16,7 +16,8 @@ the blocks keeps the table consistent after every COMMIT:
    its rules jump to (a service port's KUBE-SEP-*, KUBE-SVC-*, KUBE-SVL-*, KUBE-EXT-*
    together) or a chain written by an earlier block. A new chain is unreachable until
    step 3; a rewritten existing chain only jumps to chains that exist, so traffic that
-   reaches it early is served by the new rules;
+   reaches it early is served by the new rules. These blocks may commit in any order,
+   so they can be split between concurrent restores;
 3. the "switch": KUBE-SERVICES and KUBE-NODEPORTS, whose jumps now reach the new chains
    (their jumps written in descending target order, the KUBE-NODEPORTS jump kept last);
 4. the stale chains, now unreachable: flushed, then deleted (in one block when few);
