@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Protocol
+from typing import Awaitable, Callable, Protocol
 
 
 class InputStream:
@@ -62,7 +62,8 @@ class InputStream:
 class Loader(Protocol):
     """What `Lanes` needs of a loader: `InputStream`, or a test double of it."""
 
-    failed: Any
+    @property
+    def failed(self) -> bool: ...
 
     async def write(self, text: str) -> None: ...
 
@@ -106,13 +107,15 @@ class Lanes:
 
     async def join(self) -> None:
         """Close every loader but the first (raising the first error after closing all)."""
-        others, self._others, self._turn = self._others, [], 0
-        error: BaseException | None = None
-        for lane in others:
+        self._turn = 0
+        error: Exception | None = None
+        while self._others:
+            lane = self._others[0]
             try:
                 await lane.close()
             except Exception as exc:  # the loader's own error (IptablesError, ...)
                 error = error or exc
+            self._others.pop(0)  # kept until closed, so that abort() still reaches it
         if error is not None:
             raise error
 

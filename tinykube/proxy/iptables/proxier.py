@@ -16,9 +16,9 @@ after each one), ending with the KUBE-SERVICES switch and the deletion of stale 
 The restore commits each block while the next is computed, so the sync costs about
 max(compute, restore) rather than the sum. With nf_tables the service ports' blocks,
 which do not depend on each other, are spread over two restores (`stream.Lanes`), since
-iptables-nft-restore's own CPU is most of the sync; the switch waits for both. Between blocks the table mixes old and new
-chains, but every state is consistent: new chains are unreachable until the switch and
-rewritten ones only jump to chains that exist. A failure raises IptablesError (with the
+iptables-nft-restore's own CPU is most of the sync; the switch waits for both. Between
+blocks the table mixes old and new chains, but every state is consistent: new chains are
+unreachable until the switch and rewritten ones only jump to chains that exist. A failure raises IptablesError (with the
 restore's stderr) and forgets what was applied, so the next sync is a full one again.
 Incremental syncs stay one atomic restore (one COMMIT per changed table: with
 iptables-nft the kernel revalidates every rule reachable from the nat base chains once
