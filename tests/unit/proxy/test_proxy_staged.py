@@ -220,13 +220,15 @@ class StreamingIptables:
     fail at block `fail_at` the way iptables-restore does (exit 1, earlier COMMITs kept).
 
     A stream opened while none is open commits each block as it is written; one opened
-    beside it commits only when closed. Those are the two ends of what concurrent
-    restores may do, so blocks that depend on another stream's must wait for its close.
+    beside it commits only when closed (or the other way round with `eager_first=False`).
+    Those are the two ends of what concurrent restores may do, so blocks that depend on
+    another stream's must wait for its close.
     """
 
-    def __init__(self, fail_at: int | None = None) -> None:
+    def __init__(self, fail_at: int | None = None, eager_first: bool = True) -> None:
         self.model = RestoreModel()
         self.fail_at = fail_at
+        self.eager_first = eager_first
         self.streams = 0
         self.blocks = 0
         self.open: list["StreamingIptables.Stream"] = []
@@ -234,7 +236,7 @@ class StreamingIptables:
 
     async def open_restore(self) -> "StreamingIptables.Stream":
         self.streams += 1
-        stream = StreamingIptables.Stream(self, eager=not self.open)
+        stream = StreamingIptables.Stream(self, eager=(not self.open) == self.eager_first)
         self.open.append(stream)
         return stream
 
@@ -302,6 +304,21 @@ async def test_streamed_sync_deletes_stale_chains_of_an_earlier_run() -> None:
     expected = compute_rules(CFG, second.snapshot)
     assert normalised(fake.model.tables) == normalised(expected.tables)
     assert result.chains_deleted == len(before - set(expected.tables[NAT]))
+
+
+async def test_second_restore_may_commit_first_once_the_fixed_chains_exist() -> None:
+    """On an empty table the fixed chains are restored before the second restore starts:
+    its blocks jump to KUBE-MARK-MASQ, and it may commit before the first restore does."""
+    fake = StreamingIptables(eager_first=False)
+    proxier = populated(600, iptables=fake, clear_conntrack=False)
+    result = await proxier.sync()
+    assert result.full and fake.streams == RESTORE_LANES
+    assert len(fake.restores) == (1 if RESTORE_LANES > 1 else 0)
+    assert normalised(fake.model.tables) == normalised(compute_rules(CFG, proxier.snapshot).tables)
+    again = populated(600, endpoints=3, iptables=fake, clear_conntrack=False)
+    await again.sync()  # the fixed chains exist now: no separate restore
+    assert len(fake.restores) == (1 if RESTORE_LANES > 1 else 0)
+    assert normalised(fake.model.tables) == normalised(compute_rules(CFG, again.snapshot).tables)
 
 
 async def test_failed_stream_raises_and_next_sync_is_full() -> None:
