@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from tinykube import aio
 from tinykube.storage.store import Event, Watch
 

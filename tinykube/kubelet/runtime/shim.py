@@ -109,7 +109,7 @@ def write_file(path: str, text: str, flags: int = os.O_WRONLY) -> None:
         os.close(fd)
 
 
-def read_fd(fd: int) -> str:
+def read_fd(fd: int, errors: str = "strict") -> str:
     """All of ``fd`` up to its end, then close it."""
     chunks = []
     try:
@@ -117,7 +117,7 @@ def read_fd(fd: int) -> str:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode()
+    return b"".join(chunks).decode(errors=errors)
 
 
 def first_line(fd: int) -> str:
@@ -325,13 +325,10 @@ def spawn_forked(spec: dict, path: str, env: dict[str, str], stdio: tuple[int, i
             os.write(err_w, f'exec: "{spec["argv"][0]}": {reason}'.encode())
             os._exit(127)
     os.close(err_w)
-    message = b""
-    while chunk := os.read(err_r, 4096):
-        message += chunk
-    os.close(err_r)
+    message = read_fd(err_r, errors="replace")
     if message:
         os.waitpid(pid, 0)
-        raise OSError(message.decode(errors="replace"))
+        raise OSError(message)
     return pid
 
 
