@@ -1,8 +1,7 @@
 """The audit log of a real API server driven by the tutorial's policy."""
 
-from pathlib import Path
-
 import asyncio
+from pathlib import Path
 
 import aiohttp
 import orjson
