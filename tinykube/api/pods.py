@@ -59,6 +59,11 @@ def pod_ip(pod: Obj) -> str:
 # --- conditions (pods, nodes, deployments, ... all share the shape) ---------------------
 
 
+def readiness_gates(pod: Obj) -> list[str]:
+    """The condition types of the pod's readiness gates (conditions other writers set)."""
+    return [g.get("conditionType") for g in spec(pod).get("readinessGates") or []]
+
+
 def condition(obj: Obj, cond_type: str) -> dict[str, Any] | None:
     """The ``status.conditions`` entry of that type, or None."""
     for cond in (obj.get("status") or {}).get("conditions") or []:

@@ -114,8 +114,8 @@ def needs_sync(old: Obj, new: Obj) -> bool:
     old_meta, new_meta = meta.metadata(old), meta.metadata(new)
     if any(old_meta.get(k) != new_meta.get(k) for k in SYNCED_METADATA):
         return True
-    gates = [g.get("conditionType") for g in podutil.spec(new).get("readinessGates") or []]
-    return any(podutil.condition_status(old, g) != podutil.condition_status(new, g) for g in gates)
+    return any(podutil.condition_status(old, g) != podutil.condition_status(new, g)
+               for g in podutil.readiness_gates(new))
 
 
 def spec_hash(c: Obj) -> str:

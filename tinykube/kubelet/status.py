@@ -177,8 +177,7 @@ def pod_conditions(pod: Obj, phase: str, init_statuses: list[Obj], statuses: lis
             ready = {"status": "True"}
     conds.append({"type": "ContainersReady", **ready})
     pod_ready = dict(ready)
-    gates = [g.get("conditionType") for g in podutil.spec(pod).get("readinessGates") or []]
-    missing = [g for g in gates if podutil.condition_status(pod, g) != "True"]
+    missing = [g for g in podutil.readiness_gates(pod) if podutil.condition_status(pod, g) != "True"]
     if ready["status"] == "True" and missing:
         pod_ready = {"status": "False", "reason": "ReadinessGatesNotReady",
                      "message": f"corresponding condition of pod readiness gate \"{missing[0]}\" does not exist."}
