@@ -30,7 +30,7 @@ from aiohttp import web
 from aiohttp.streams import StreamReader
 
 from tinykube.api.errors import ApiError
-from tinykube.apiserver.request import RequestInfo
+from tinykube.apiserver.request import REQUEST_INFO, RequestInfo
 
 log = logging.getLogger(__name__)
 
@@ -536,7 +536,7 @@ class AuditBackend:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Callable) -> web.StreamResponse:
-        info: RequestInfo | None = request.get("request_info")
+        info: RequestInfo | None = request.get(REQUEST_INFO)
         if info is None:
             return await handler(request)
         decision = self.policy.evaluate(info)

@@ -17,7 +17,7 @@ from aiohttp import web
 from tinykube.api import errors, meta
 from tinykube.apiserver import protobuf
 from tinykube.apiserver.authz import AlwaysAllow, AlwaysDeny
-from tinykube.apiserver.request import RequestInfo, UserInfo
+from tinykube.apiserver.request import REQUEST_INFO, RequestInfo, UserInfo
 
 AUTHORIZATION_GROUP = "authorization.k8s.io"
 AUTHENTICATION_GROUP = "authentication.k8s.io"
@@ -161,7 +161,7 @@ def _answer(obj: dict, status: dict) -> web.Response:
 
 
 def _caller(request: web.Request) -> UserInfo:
-    info: RequestInfo | None = request.get("request_info")
+    info: RequestInfo | None = request.get(REQUEST_INFO)
     return info.user if info is not None else UserInfo("system:anonymous")
 
 

@@ -13,7 +13,7 @@ from tinykube.apiserver.objects import Objects
 from tinykube.apiserver.registry import strategy_for
 from tinykube.apiserver.registry import eventsv1
 from tinykube.apiserver.registry.base import Strategy
-from tinykube.apiserver.request import RequestInfo
+from tinykube.apiserver.request import REQUEST_INFO, RequestInfo
 from tinykube.apiserver.responses import Format, negotiate
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class Context:
 
     @classmethod
     def build(cls, server: "APIServer", request: web.Request, resource: ResourceInfo) -> "Context":
-        info: RequestInfo = request["request_info"]
+        info: RequestInfo = request[REQUEST_INFO]
         client_resource, view, unview = resource, None, None
         if (resource.group, resource.resource) == ("events.k8s.io", "events"):
             resource, view, unview = CORE_EVENTS, eventsv1.to_v1, eventsv1.to_core

@@ -31,7 +31,7 @@ from prometheus_client import gc_collector, platform_collector, process_collecto
 from tinykube import aio
 from tinykube.api import kinds
 from tinykube.api.kinds import ResourceInfo
-from tinykube.apiserver.request import RequestInfo
+from tinykube.apiserver.request import REQUEST_INFO, RequestInfo
 from tinykube.storage.store import StoreError
 
 log = logging.getLogger(__name__)
@@ -265,7 +265,7 @@ def setup(app: web.Application, server: Any) -> None:
 
     @web.middleware
     async def count_inflight(request: web.Request, handler: Callable) -> web.StreamResponse:
-        info: RequestInfo | None = request.get("request_info")
+        info: RequestInfo | None = request.get(REQUEST_INFO)
         if info is not None and is_apply(request):
             metrics.applies.add(info.audit_id)
         gauges = [_child(metrics.inflight, request_kind=request_kind(request.method))]

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from aiohttp import web
+
 from tinykube.api.meta import new_uid
 
 # Path segments after /namespaces/<name> that are subresources of the Namespace itself.
@@ -69,6 +71,11 @@ class RequestInfo:
 
 def _truthy(value: str | None) -> bool:
     return value is not None and value.lower() in ("1", "true", "yes")
+
+
+# Where the pipeline keeps each request's RequestInfo: a typed key where aiohttp has them
+# (3.12 and later warn about plain strings), the plain string before.
+REQUEST_INFO = web.RequestKey("request_info", RequestInfo) if hasattr(web, "RequestKey") else "request_info"
 
 
 def parse_request_info(method: str, path: str, query: Mapping[str, str]) -> RequestInfo:

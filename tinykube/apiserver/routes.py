@@ -16,7 +16,7 @@ from tinykube.api import errors
 from tinykube.api.kinds import ResourceInfo, lookup
 from tinykube.apiserver import deletes, reads, subresources, watch, writes
 from tinykube.apiserver.context import Context
-from tinykube.apiserver.request import RequestInfo
+from tinykube.apiserver.request import REQUEST_INFO, RequestInfo
 
 if TYPE_CHECKING:
     from tinykube.apiserver.server import APIServer
@@ -66,7 +66,7 @@ def resolve(info: RequestInfo) -> ResourceInfo:
 
 def add_resource_routes(app: web.Application, server: "APIServer") -> None:
     async def handle(request: web.Request) -> web.StreamResponse:
-        info: RequestInfo = request["request_info"]
+        info: RequestInfo = request[REQUEST_INFO]
         if _is_legacy_binding(info):
             ctx = Context.build(server, request, PODS)
             return await server.run_shielded(subresources.bind(ctx, legacy=True))

@@ -10,7 +10,7 @@ metrics, audit, authz_review, componentstatus, nodeproxy):
   ...)``, ``get(info, namespace, name)``), bootstraps the default objects and listens;
   ``.url`` and ``.port`` are valid afterwards. ``await stop()`` undoes all of it.
 - Every request passes the pipeline middleware: it parses a
-  :class:`~tinykube.apiserver.request.RequestInfo` (``request["request_info"]``), runs
+  :class:`~tinykube.apiserver.request.RequestInfo` (``request[REQUEST_INFO]``), runs
   ``server.authenticator`` (sets ``info.user``) and ``server.authorizer``, then the
   handler. When the response is done, each callable in ``server.request_observers`` gets
   ``(info, status_code, duration_seconds)``.
@@ -34,7 +34,7 @@ from aiohttp import web
 from tinykube.api import errors
 from tinykube.apiserver.authn import Authenticator, StaticTokenFile, Unauthorized
 from tinykube.apiserver.authz import build_authorizer
-from tinykube.apiserver.request import RequestInfo, parse_request_info
+from tinykube.apiserver.request import REQUEST_INFO, RequestInfo, parse_request_info
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +241,7 @@ class APIServer:
         info.source_ip = request.remote or ""
         info.user_agent = request.headers.get("User-Agent", "")
         info.request_uri = request.path_qs
-        request["request_info"] = info
+        request[REQUEST_INFO] = info
         started = time.perf_counter()
         status = 500
         try:
@@ -295,7 +295,7 @@ class APIServer:
 
 async def _note_started(request: web.Request, response: web.StreamResponse) -> None:
     """Remember the status a response went out with, for a handler cancelled after it."""
-    info: RequestInfo | None = request.get("request_info")
+    info: RequestInfo | None = request.get(REQUEST_INFO)
     if info is not None:
         info.sent_status = response.status
 

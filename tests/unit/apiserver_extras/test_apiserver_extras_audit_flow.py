@@ -11,7 +11,7 @@ from aiohttp.test_utils import make_mocked_request
 
 from tinykube.api import errors
 from tinykube.apiserver import audit
-from tinykube.apiserver.request import UserInfo, parse_request_info
+from tinykube.apiserver.request import REQUEST_INFO, UserInfo, parse_request_info
 
 
 class ListSink:
@@ -44,7 +44,7 @@ def _request(method, path, body=b""):
     info = parse_request_info(method, path, request.query)
     info.user = UserInfo("admin", ("system:masters",))
     info.request_uri = path
-    request["request_info"] = info
+    request[REQUEST_INFO] = info
     return request, info
 
 
