@@ -58,6 +58,40 @@ async def test_kubectl_exec(hello):
     assert piped.stdout == "through stdin\n"
 
 
+def _get(port: int) -> bytes:
+    from urllib.request import urlopen
+
+    with urlopen(f"http://127.0.0.1:{port}/", timeout=10) as resp:
+        return resp.read()
+
+
+def _read_until_closed(port: int) -> bytes:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        return sock.recv(100)
+
+
+async def test_kubectl_port_forward(hello):
+    # kubectl before 1.31 upgrades to SPDY; 1.31 and later tunnel SPDY through a WebSocket
+    proc = hello.popen("port-forward", "hello", ":8080", ":9")
+    try:
+        lines = await hello.read_until(proc, lambda line: line.startswith("Forwarding from 127.0.0.1:")
+                                       and line.endswith("-> 9"), 20)
+        local = {line.rsplit(" -> ", 1)[1]: int(line.split()[2].rsplit(":", 1)[1])
+                 for line in lines if line.startswith("Forwarding from 127.0.0.1:")}
+        assert await asyncio.to_thread(_get, local["8080"]) == b"ok\n"
+        assert await asyncio.to_thread(_get, local["8080"]) == b"ok\n"  # a second connection
+        # nothing listens on port 9 in the pod: the connection closes, kubectl says why and stops
+        assert await asyncio.to_thread(_read_until_closed, local["9"]) == b""
+        await asyncio.to_thread(proc.wait, 15)
+        errors = proc.stderr.read()
+        assert "error forwarding port 9 to pod default/hello" in errors
+        assert "connect: connection refused" in errors
+    finally:
+        hello.stop(proc)
+
+
 async def test_kubectl_describe_shows_kubelet_events(hello):
     out = (await hello.run("describe", "pod", "hello")).stdout
     assert "Started container hello" in out

@@ -115,6 +115,29 @@ def test_component_ports_serve_healthz_and_metrics(up_cluster):
     assert "apiserver_request_total" in get(f"http://127.0.0.1:{ports['apiserver']}/metrics")
 
 
+def test_tutorial_kube_proxy_monitoring_lab(up_cluster):
+    """Lab 3: the proxy mode from its ConfigMap, then its metrics through kubectl port-forward
+    (to a host-network pod: the kubelet connects on the host's loopback)."""
+    config = up_cluster.kubectl("get", "configmap", "-n", "kube-system", "kube-proxy", "-o", "yaml")
+    assert ("mode: iptables" if os.geteuid() == 0 else "mode: userspace") in config
+    metrics_port = json.loads((up_cluster.home / ".tinykube" / "e2e" / "cluster.json").read_text())[
+        "ports"]["proxy_metrics"]
+    forward = subprocess.Popen([KUBECTL, "port-forward", "-n", "kube-system", f"pods/kube-proxy-{NODE}",
+                                f":{metrics_port}"], env=up_cluster.env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        line = forward.stdout.readline()  # "Forwarding from 127.0.0.1:<local> -> <port>"
+        assert line.startswith("Forwarding from 127.0.0.1:"), line + forward.stderr.read()
+        local = int(line.split()[2].rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/metrics", timeout=10) as resp:
+            assert "kubeproxy_sync_proxy_rules_duration_seconds_count" in resp.read().decode()
+    finally:
+        forward.kill()
+        forward.wait(timeout=10)
+        forward.stdout.close()
+        forward.stderr.close()
+
+
 def test_tutorial_replicaset_recreates_a_deleted_pod(up_cluster):
     up_cluster.kubectl("apply", "-f", str(EXAMPLES / "controllers" / "web-rs.yaml"))
 

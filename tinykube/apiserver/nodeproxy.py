@@ -4,10 +4,12 @@ The API server never runs containers; it finds the pod's node (``spec.nodeName``
 node's kubelet (its InternalIP and ``status.daemonEndpoints.kubeletEndpoint.Port``) and
 relays: ``pods/log`` as a streamed GET of the kubelet's ``/containerLogs/...``, and
 ``exec``/``attach``/``portforward`` as a WebSocket (the ``v5.channel.k8s.io`` family of
-subprotocols) whose frames are pumped both ways until either side closes. The kubelet's
-certificate is self-signed, so it is not verified (as kube-apiserver does without
-``--kubelet-certificate-authority``). SPDY upgrades (kubectl before 1.30) are refused with
-a Status saying so.
+subprotocols, or ``SPDY/3.1+portforward.k8s.io`` for port-forward) whose frames are
+pumped both ways until either side closes. The kubelet's certificate is self-signed, so it
+is not verified (as kube-apiserver does without ``--kubelet-certificate-authority``).
+Port-forward's plain SPDY upgrade (kubectl before 1.31) is answered with 101 and its raw
+bytes go into the kubelet's tunnel; SPDY upgrades for exec and attach (kubectl before
+1.30) are refused with a Status saying so.
 """
 
 from __future__ import annotations
@@ -201,9 +203,11 @@ async def relay_websockets(client: web.WebSocketResponse,
         await client.close()
 
 
+
 async def proxy_stream(request: web.Request, server: Any, subresource: str,
                        pod: dict) -> web.StreamResponse:
-    """exec / attach / portforward over WebSocket, relayed to the kubelet.
+    """exec / attach / portforward over WebSocket, relayed to the kubelet; port-forward's
+    SPDY upgrade (kubectl before 1.31) too, as raw bytes into the kubelet's SPDY tunnel.
 
     The pod is checked before the protocol: kubectl falls back from WebSocket to SPDY on
     any refused upgrade, so the SPDY retry must carry the same answer (e.g. "does not
@@ -214,31 +218,93 @@ async def proxy_stream(request: web.Request, server: Any, subresource: str,
         container = pick_container(pod, request.query.get("container", ""))
     url = stream_url(kubelet_base(server, pod), subresource, pod, container, request.query)
     upgrade = request.headers.get("Upgrade", "").lower()
+    if upgrade.startswith("spdy") and subresource == "portforward" and hasattr(request.protocol, "set_parser"):
+        return await _relay_spdy_upgrade(request, url)
     if upgrade.startswith("spdy"):
-        raise errors.bad_request(
-            "tinykube speaks the WebSocket streaming protocol (v5.channel.k8s.io) for "
-            f"{subresource}, not SPDY: use kubectl 1.30 or newer")
+        raise errors.bad_request(SPDY_REFUSAL)
     if upgrade != "websocket":
         raise errors.bad_request(f"{subresource} requires a WebSocket upgrade request "
                                  "(Upgrade: websocket, subprotocol v5.channel.k8s.io)")
-    offered = _offered_protocols(request)
-    timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_SECONDS)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        try:
-            kubelet = await session.ws_connect(url, protocols=offered, ssl=False,
-                                               autoping=True, max_msg_size=0)
-        except aiohttp.WSServerHandshakeError as err:
-            raise errors.ApiError(err.status if err.status >= 400 else 500,
-                                  "BadRequest" if err.status == 400 else "InternalError",
-                                  f"the kubelet refused the {subresource} stream: "
-                                  f"{err.message}") from None
-        except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as err:
-            raise _unreachable(url, err) from None
+    async with _session() as session:
+        kubelet = await _dial_kubelet(session, url, _offered_protocols(request), subresource)
         client = web.WebSocketResponse(protocols=[kubelet.protocol] if kubelet.protocol
                                        else (), autoping=True, max_msg_size=0)
         await client.prepare(request)
         await relay_websockets(client, kubelet)
         return client
+
+
+SPDY_REFUSAL = ("tinykube speaks the WebSocket streaming protocol (v5.channel.k8s.io) for exec "
+                "and attach, not SPDY: use kubectl 1.30 or newer")
+PORT_FORWARD_TUNNEL = "SPDY/3.1+portforward.k8s.io"  # the kubelet's: SPDY frames in WebSocket messages
+
+
+def _session() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT_SECONDS))
+
+
+async def _dial_kubelet(session: aiohttp.ClientSession, url: str, protocols: list[str],
+                        subresource: str) -> aiohttp.ClientWebSocketResponse:
+    """The kubelet's end of a stream; its refusal or absence as the API error to answer."""
+    try:
+        return await session.ws_connect(url, protocols=protocols, ssl=False, autoping=True, max_msg_size=0)
+    except aiohttp.WSServerHandshakeError as err:
+        raise errors.ApiError(err.status if err.status >= 400 else 500,
+                              "BadRequest" if err.status == 400 else "InternalError",
+                              f"the kubelet refused the {subresource} stream: {err.message}") from None
+    except (aiohttp.ClientConnectionError, asyncio.TimeoutError) as err:
+        raise _unreachable(url, err) from None
+
+
+class _UpgradedBytes:
+    """Stands in for the server's payload parser once a connection is upgraded: every byte
+    the client sends after the 101 lands in ``queue`` (b"" at end of file)."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        self.queue.put_nowait(bytes(data))
+        return False, b""
+
+    def feed_eof(self) -> None:
+        self.queue.put_nowait(b"")
+
+
+async def _relay_spdy_upgrade(request: web.Request, url: str) -> web.StreamResponse:
+    """Answer kubectl's ``Upgrade: SPDY/3.1`` for port-forward and pump the raw session to
+    and from the kubelet's WebSocket tunnel, which carries the same SPDY bytes."""
+    async with _session() as session:
+        kubelet = await _dial_kubelet(session, url, [PORT_FORWARD_TUNNEL], "portforward")
+        response = web.StreamResponse(status=101, headers={
+            "Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "portforward.k8s.io"})
+        response.force_close()
+        await response.prepare(request)
+        upgraded = _UpgradedBytes()
+        request.protocol.set_parser(upgraded)  # type: ignore[arg-type]
+        transport = request.transport
+        assert transport is not None
+
+        async def to_kubelet() -> None:
+            while data := await upgraded.queue.get():
+                await kubelet.send_bytes(data)
+
+        async def to_client() -> None:
+            async for msg in kubelet:
+                if msg.type != WSMsgType.BINARY:
+                    break
+                transport.write(msg.data)
+
+        tasks = [asyncio.create_task(to_kubelet()), asyncio.create_task(to_client())]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await kubelet.close()
+            transport.close()
+        return response
 
 
 async def handle(request: web.Request, server: Any, subresource: str,

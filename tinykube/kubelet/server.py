@@ -25,6 +25,8 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tinykube.client import pki
+from tinykube.kubelet import spdy
+from tinykube.kubelet.portforward import TUNNEL_PROTOCOL, PortForwarder
 from tinykube.kubelet.runtime.interface import ContainerState, CRIError
 from tinykube.kubelet.runtime.logs import LogOptions, parse_rfc3339nano, read_log
 
@@ -96,6 +98,8 @@ class KubeletServer:
         for method in ("GET", "POST"):
             app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self.exec)
             app.router.add_route(method, "/exec/{namespace}/{pod}/{uid}/{container}", self.exec)
+            app.router.add_route(method, "/portForward/{namespace}/{pod}", self.port_forward)
+            app.router.add_route(method, "/portForward/{namespace}/{pod}/{uid}", self.port_forward)
         return app
 
     async def start(self) -> None:
@@ -225,6 +229,36 @@ class KubeletServer:
             await ws.close()
             return ws
         await StreamSession(ws, session, command, v5=ws.ws_protocol == PROTOCOLS[0]).run()
+        return ws
+
+    # -- port-forward --------------------------------------------------------------------
+    async def port_forward(self, request: web.Request) -> web.StreamResponse:
+        """portforward.k8s.io over SPDY, carried in a WebSocket as kubectl 1.31+ sends it."""
+        ns, pod = request.match_info["namespace"], request.match_info["pod"]
+        worker = self._worker(ns, pod)
+        ws = web.WebSocketResponse(protocols=(TUNNEL_PROTOCOL,), max_msg_size=0)
+        if ws.can_prepare(request).protocol != TUNNEL_PROTOCOL:
+            raise web.HTTPBadRequest(text=f"port-forward is served as SPDY in a WebSocket "
+                                          f"({TUNNEL_PROTOCOL}): use kubectl 1.31 or newer")
+        sandbox = worker.sandbox_id
+        if not sandbox:
+            raise web.HTTPBadRequest(text=f"pod {pod} has no running sandbox to forward to")
+        await ws.prepare(request)
+        runtime = self.kubelet.runtime
+        forwarder = PortForwarder(lambda port: runtime.port_forward(sandbox, port), f"{ns}/{pod}", worker.uid)
+        session = spdy.Session(ws.send_bytes, forwarder.on_stream)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    await session.feed(msg.data)
+                elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                    break
+        except (spdy.SpdyError, ConnectionResetError) as exc:
+            log.info("port-forward to %s/%s ended: %s", ns, pod, exc)
+        finally:
+            session.close()
+            await forwarder.close()
+            await ws.close()
         return ws
 
     @staticmethod

@@ -164,6 +164,9 @@ class FakeRuntime(RecordedImages):
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool):
         raise CRIError("NotSupported", "the fake runtime does not support streaming exec")
 
+    async def port_forward(self, sandbox_id: str, port: int):
+        raise OSError(f"the fake runtime runs no pods: nothing listens on port {port}")
+
     def inject_exit(self, container_id: str, code: int) -> None:
         """Make a running fake container terminate with ``code`` (tests, hollow nodes)."""
         self._exit(self._get(container_id), code)

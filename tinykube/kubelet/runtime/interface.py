@@ -8,6 +8,7 @@ host processes in per-pod namespaces, ``fake``: nothing runs) implement it direc
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Protocol, runtime_checkable
@@ -205,6 +206,10 @@ class RuntimeService(Protocol):
     async def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult: ...
 
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession: ...
+
+    async def port_forward(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A TCP connection to ``port`` on the pod's loopback (CRI's PortForward, in-process)."""
+        ...
 
 
 @runtime_checkable

@@ -19,6 +19,7 @@ import shutil
 import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,7 @@ from typing import Any
 
 from tinykube import aio
 from tinykube.api import meta
-from tinykube.kubelet.runtime import dnsfiles
+from tinykube.kubelet.runtime import dnsfiles, shim
 from tinykube.kubelet.runtime.cgroups import CgroupManager, milli_cpu_to_shares
 from tinykube.kubelet.runtime.execsession import ProcessExec
 from tinykube.kubelet.runtime.images import RecordedImages, image_id
@@ -564,6 +565,21 @@ class ProcessRuntime(RecordedImages):
         c = self._running(container_id)
         return await ProcessExec.start(lambda **stdio: self._start_exec(c, cmd, tty, **stdio), tty=tty, stdin=stdin)
 
+    async def port_forward(self, sandbox_id: str,
+                           port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Connect to 127.0.0.1:``port`` as the pod sees it: in its network namespace when it
+        has one of its own, on the host's loopback for host-network (or unisolated) pods."""
+        sb = self._sandbox(sandbox_id)
+        netns = sb.ns_path("net") if sb.netns else ""
+        sock = await self._io(socket_in_netns, netns) if netns else socket.socket()
+        try:
+            sock.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            return await asyncio.open_connection(sock=sock)
+        except BaseException:
+            sock.close()
+            raise
+
     async def close(self) -> None:
         """Stop and remove every sandbox this runtime started. From the first line on, new
         sandboxes and containers are refused; sandbox starts in flight finish (or fail)
@@ -585,6 +601,26 @@ class ProcessRuntime(RecordedImages):
                 except OSError:
                     pass
         await self.zygote.close()
+
+
+def socket_in_netns(netns: str) -> socket.socket:
+    """A TCP socket created inside the network namespace at ``netns``: a thread of its own
+    enters the namespace (setns changes only the calling thread) and ends there."""
+    result: list[socket.socket | OSError] = []
+
+    def enter_and_create() -> None:
+        try:
+            shim.setns(netns)
+            result.append(socket.socket())
+        except OSError as exc:
+            result.append(exc)
+
+    thread = threading.Thread(target=enter_and_create, name="tinykube-netns-socket")
+    thread.start()
+    thread.join()
+    if isinstance(result[0], OSError):
+        raise result[0]
+    return result[0]
 
 
 def _kill(pid: int, sig: int) -> None:

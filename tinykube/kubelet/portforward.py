@@ -1,0 +1,111 @@
+"""Port forwarding (portforward.k8s.io) over a SPDY session: what ``kubectl port-forward`` asks.
+
+For every connection it accepts locally, kubectl opens two streams carrying the same
+``requestID`` and ``port`` headers: an ``error`` stream it only reads, and a ``data``
+stream for the bytes. Once both are there the kubelet connects to the port inside the
+pod's network namespace and copies both ways; the client's FIN on the data stream becomes
+a half-close towards the pod. A failure is written to the error stream, as upstream words
+it ("error forwarding port N to pod ..."), and both streams are then closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable
+
+from tinykube.kubelet.spdy import REFUSED_STREAM, Stream
+
+log = logging.getLogger(__name__)
+
+PROTOCOL = "portforward.k8s.io"
+TUNNEL_PROTOCOL = "SPDY/3.1+" + PROTOCOL  # the WebSocket subprotocol kubectl 1.31+ offers
+READ_SIZE = 64 * 1024
+
+Connect = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
+
+
+def parse_port(text: str) -> int | None:
+    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
+class PortForwarder:
+    """Pairs a session's streams by request and forwards each pair to the pod."""
+
+    def __init__(self, connect: Connect, pod: str, uid: str) -> None:
+        self.connect = connect
+        self.pod = pod  # namespace/name, for the error text
+        self.uid = uid
+        self._pending: dict[str, dict[str, Stream]] = {}
+        self._tasks: set[asyncio.Task] = set()
+
+    def on_stream(self, stream: Stream) -> None:
+        kind = stream.headers.get("streamtype", "")
+        request = stream.headers.get("requestid", "")
+        port = parse_port(stream.headers.get("port", ""))
+        if kind not in ("error", "data") or port is None:
+            self._spawn(stream.session.reset(stream, REFUSED_STREAM))
+            return
+        pair = self._pending.setdefault(request, {})
+        pair[kind] = stream
+        if len(pair) == 2:
+            del self._pending[request]
+            self._spawn(self._forward(port, pair["data"], pair["error"]))
+
+    async def close(self) -> None:
+        """The session ended: stop every forward still running."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _forward(self, port: int, data: Stream, error: Stream) -> None:
+        try:
+            try:
+                reader, writer = await self.connect(port)
+            except OSError as exc:
+                reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+                message = (f"error forwarding port {port} to pod {self.pod}, uid {self.uid}: "
+                           f"failed to connect to localhost:{port} inside the pod's network "
+                           f"namespace, IPv4: dial tcp4 127.0.0.1:{port}: connect: {reason}")
+                log.info("%s", message)
+                await error.write(message.encode())
+                return
+            try:
+                await _copy_both_ways(data, reader, writer)
+            finally:
+                writer.close()
+        except ConnectionError as exc:  # the session went away under us
+            log.debug("port-forward %s:%d ended: %s", self.pod, port, exc)
+        finally:
+            for stream in (data, error):
+                if not stream.session.closed:
+                    try:
+                        await stream.close()
+                    except ConnectionError:
+                        pass
+
+
+async def _copy_both_ways(data: Stream, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Client -> pod until the client's FIN (then half-close), pod -> client until the pod's."""
+
+    async def upstream() -> None:
+        while chunk := await data.read():
+            writer.write(chunk)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+
+    to_pod = asyncio.create_task(upstream())
+    try:
+        while chunk := await reader.read(READ_SIZE):
+            await data.write(chunk)
+    finally:
+        if not to_pod.done():
+            to_pod.cancel()
+        await asyncio.gather(to_pod, return_exceptions=True)
