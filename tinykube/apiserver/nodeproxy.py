@@ -7,9 +7,9 @@ relays: ``pods/log`` as a streamed GET of the kubelet's ``/containerLogs/...``, 
 subprotocols, or ``SPDY/3.1+portforward.k8s.io`` for port-forward) whose frames are
 pumped both ways until either side closes. The kubelet's certificate is self-signed, so it
 is not verified (as kube-apiserver does without ``--kubelet-certificate-authority``).
-Port-forward's plain SPDY upgrade (kubectl before 1.31) is answered with 101 and its raw
-bytes go into the kubelet's tunnel; SPDY upgrades for exec and attach (kubectl before
-1.30) are refused with a Status saying so.
+A SPDY upgrade (kubectl's exec before 1.30, port-forward before 1.31) is answered with 101
+and its raw bytes go into the kubelet's WebSocket tunnel (``SPDY/3.1+<protocol>``); attach
+over SPDY, and exec with a protocol older than v4.channel.k8s.io, are refused.
 """
 
 from __future__ import annotations
@@ -218,10 +218,8 @@ async def proxy_stream(request: web.Request, server: Any, subresource: str,
         container = pick_container(pod, request.query.get("container", ""))
     url = stream_url(kubelet_base(server, pod), subresource, pod, container, request.query)
     upgrade = request.headers.get("Upgrade", "").lower()
-    if upgrade.startswith("spdy") and subresource == "portforward" and hasattr(request.protocol, "set_parser"):
-        return await _relay_spdy_upgrade(request, url)
     if upgrade.startswith("spdy"):
-        raise errors.bad_request(SPDY_REFUSAL)
+        return await _relay_spdy_upgrade(request, url, subresource)
     if upgrade != "websocket":
         raise errors.bad_request(f"{subresource} requires a WebSocket upgrade request "
                                  "(Upgrade: websocket, subprotocol v5.channel.k8s.io)")
@@ -234,9 +232,10 @@ async def proxy_stream(request: web.Request, server: Any, subresource: str,
         return client
 
 
-SPDY_REFUSAL = ("tinykube speaks the WebSocket streaming protocol (v5.channel.k8s.io) for exec "
-                "and attach, not SPDY: use kubectl 1.30 or newer")
-PORT_FORWARD_TUNNEL = "SPDY/3.1+portforward.k8s.io"  # the kubelet's: SPDY frames in WebSocket messages
+# What a SPDY upgrade may negotiate (X-Stream-Protocol-Version) per subresource, and the
+# kubelet's WebSocket subprotocol that carries the same SPDY bytes.
+SPDY_PROTOCOLS = {"portforward": ("portforward.k8s.io", "SPDY/3.1+portforward.k8s.io"),
+                  "exec": ("v4.channel.k8s.io", "SPDY/3.1+v4.channel.k8s.io")}
 
 
 def _session() -> aiohttp.ClientSession:
@@ -271,13 +270,21 @@ class _UpgradedBytes:
         self.queue.put_nowait(b"")
 
 
-async def _relay_spdy_upgrade(request: web.Request, url: str) -> web.StreamResponse:
-    """Answer kubectl's ``Upgrade: SPDY/3.1`` for port-forward and pump the raw session to
-    and from the kubelet's WebSocket tunnel, which carries the same SPDY bytes."""
+async def _relay_spdy_upgrade(request: web.Request, url: str, subresource: str) -> web.StreamResponse:
+    """Answer kubectl's ``Upgrade: SPDY/3.1`` (exec and port-forward before the WebSocket
+    protocols) and pump the raw session to and from the kubelet's WebSocket tunnel."""
+    version, tunnel = SPDY_PROTOCOLS.get(subresource, ("", ""))
+    offered = [v.strip() for h in request.headers.getall("X-Stream-Protocol-Version", [])
+               for v in h.split(",")]
+    if not version or not hasattr(request.protocol, "set_parser"):
+        raise errors.bad_request(f"tinykube does not serve {subresource} over SPDY")
+    if version not in offered:
+        raise errors.bad_request(f"{subresource} over SPDY needs the {version} protocol; the client "
+                                 f"offered {', '.join(offered) or 'none'}")
     async with _session() as session:
-        kubelet = await _dial_kubelet(session, url, [PORT_FORWARD_TUNNEL], "portforward")
+        kubelet = await _dial_kubelet(session, url, [tunnel], subresource)
         response = web.StreamResponse(status=101, headers={
-            "Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "portforward.k8s.io"})
+            "Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": version})
         response.force_close()
         await response.prepare(request)
         upgraded = _UpgradedBytes()

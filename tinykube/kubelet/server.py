@@ -25,8 +25,9 @@ from aiohttp import WSMsgType, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tinykube.client import pki
-from tinykube.kubelet import spdy
+from tinykube.kubelet import remotecommand, spdy
 from tinykube.kubelet.portforward import TUNNEL_PROTOCOL, PortForwarder
+from tinykube.kubelet.remotecommand import error_status, exit_status
 from tinykube.kubelet.runtime.interface import ContainerState, CRIError
 from tinykube.kubelet.runtime.logs import LogOptions, parse_rfc3339nano, read_log
 
@@ -61,22 +62,6 @@ def _int(query: Any, name: str) -> int | None:
         return int(value)
     except ValueError:
         raise web.HTTPBadRequest(text=f'invalid value for {name}: "{value}"') from None
-
-
-def exit_status(code: int, command: list[str]) -> dict:
-    """The channel-3 Status a finished exec reports (upstream's remotecommand)."""
-    if code == 0:
-        return {"metadata": {}, "status": "Success"}
-    return {"metadata": {}, "status": "Failure",
-            "message": f"command terminated with non-zero exit code: error executing command "
-                       f"[{' '.join(command)}], exit code {code}",
-            "reason": "NonZeroExitCode",
-            "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
-
-
-def error_status(message: str) -> dict:
-    return {"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError",
-            "code": 500}
 
 
 class KubeletServer:
@@ -213,15 +198,26 @@ class KubeletServer:
             raise web.HTTPBadRequest(text="you must specify at least 1 command")
         worker = self._worker(ns, pod)
         rec = worker.container_record(container)
-        ws = web.WebSocketResponse(protocols=PROTOCOLS, max_msg_size=0)
+        ws = web.WebSocketResponse(protocols=PROTOCOLS + (remotecommand.SPDY_TUNNEL,), max_msg_size=0)
         await ws.prepare(request)
+        refusal = None
         if rec is None or rec.current is None or rec.current.state != ContainerState.CONTAINER_RUNNING:
-            await self._send(ws, ERROR, json.dumps(error_status(
-                f'container not found ("{container}")' if rec is None else
-                f"container {container} is not running")).encode())
+            refusal = (f'container not found ("{container}")' if rec is None else
+                       f"container {container} is not running")
+        tty, stdin = _flag(q, "tty"), _flag(q, "stdin")
+        if ws.ws_protocol == remotecommand.SPDY_TUNNEL:
+            expected = remotecommand.expected_streams(stdin, _flag(q, "stdout"), _flag(q, "stderr"), tty)
+            runtime, container_id = self.kubelet.runtime, rec.current.id if refusal is None else ""
+
+            def start() -> Any:
+                return runtime.exec(container_id, command, tty=tty, stdin=stdin)
+
+            await self._exec_over_spdy(ws, expected, start, command, refusal)
+            return ws
+        if refusal is not None:
+            await self._send(ws, ERROR, json.dumps(error_status(refusal)).encode())
             await ws.close()
             return ws
-        tty, stdin = _flag(q, "tty"), _flag(q, "stdin")
         try:
             session = await self.kubelet.runtime.exec(rec.current.id, command, tty=tty, stdin=stdin)
         except CRIError as exc:
@@ -230,6 +226,29 @@ class KubeletServer:
             return ws
         await StreamSession(ws, session, command, v5=ws.ws_protocol == PROTOCOLS[0]).run()
         return ws
+
+    async def _exec_over_spdy(self, ws: web.WebSocketResponse, expected: frozenset[str], start: Any,
+                              command: list[str], refusal: str | None) -> None:
+        """remotecommand v4 over SPDY, relayed by the API server for kubectl before 1.30."""
+        streams = remotecommand.ExecStreams(expected)
+        session = spdy.Session(ws.send_bytes, streams.on_stream)
+        feeding = asyncio.create_task(_feed_spdy(ws, session))
+        try:
+            opened = asyncio.create_task(streams.complete.wait())
+            await asyncio.wait({opened, feeding}, timeout=remotecommand.STREAM_CREATION_TIMEOUT,
+                               return_when=asyncio.FIRST_COMPLETED)
+            opened.cancel()
+            if streams.complete.is_set():
+                await remotecommand.run_exec(streams.streams, start, command, refusal)
+            else:
+                log.info("exec over SPDY: the client opened %s of %s", sorted(streams.streams), sorted(expected))
+        except ConnectionError as exc:
+            log.debug("exec over SPDY ended: %s", exc)
+        finally:
+            session.close()
+            feeding.cancel()
+            await asyncio.gather(feeding, return_exceptions=True)
+            await ws.close()
 
     # -- port-forward --------------------------------------------------------------------
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
@@ -248,13 +267,7 @@ class KubeletServer:
         forwarder = PortForwarder(lambda port: runtime.port_forward(sandbox, port), f"{ns}/{pod}", worker.uid)
         session = spdy.Session(ws.send_bytes, forwarder.on_stream)
         try:
-            async for msg in ws:
-                if msg.type == WSMsgType.BINARY:
-                    await session.feed(msg.data)
-                elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
-                    break
-        except (spdy.SpdyError, ConnectionResetError) as exc:
-            log.info("port-forward to %s/%s ended: %s", ns, pod, exc)
+            await _feed_spdy(ws, session)
         finally:
             session.close()
             await forwarder.close()
@@ -264,6 +277,20 @@ class KubeletServer:
     @staticmethod
     async def _send(ws: web.WebSocketResponse, channel: int, data: bytes) -> None:
         await ws.send_bytes(bytes([channel]) + data)
+
+
+async def _feed_spdy(ws: web.WebSocketResponse, session: spdy.Session) -> None:
+    """Hand the WebSocket's binary messages to the SPDY session until either side ends."""
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.BINARY:
+                await session.feed(msg.data)
+            elif msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                break
+    except (spdy.SpdyError, ConnectionResetError) as exc:
+        log.info("SPDY session ended: %s", exc)
+    finally:
+        session.close()
 
 
 class StreamSession:

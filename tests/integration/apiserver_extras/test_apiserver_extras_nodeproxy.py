@@ -157,11 +157,14 @@ async def test_exec_is_relayed_over_websocket(cluster, kubelet):
                      "tty": ["false"]}
 
 
-async def test_spdy_upgrade_is_refused_with_a_status(cluster):
-    url = f"{cluster.url}/api/v1/namespaces/default/pods/web/exec?command=ls&stdout=true"
-    headers = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1",
-               "X-Stream-Protocol-Version": "v4.channel.k8s.io"}
+@pytest.mark.parametrize("subresource, versions, words", [
+    ("attach?stdout=true", "v4.channel.k8s.io", ("does not serve attach over SPDY",)),
+    ("exec?command=ls&stdout=true", "v3.channel.k8s.io, v2.channel.k8s.io", ("needs the v4.channel.k8s.io",)),
+])
+async def test_spdy_upgrades_it_cannot_serve_are_refused_with_a_status(cluster, subresource, versions, words):
+    url = f"{cluster.url}/api/v1/namespaces/default/pods/web/{subresource}"
+    headers = {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": versions}
     async with aiohttp.ClientSession() as session, session.post(url, headers=headers) as resp:
         assert resp.status == 400
         status = await resp.json()
-    assert "WebSocket" in status["message"] and "SPDY" in status["message"]
+    assert all(word in status["message"] for word in words), status["message"]
