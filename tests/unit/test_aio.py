@@ -1,4 +1,5 @@
-"""tinykube.aio.wait_for: asyncio.wait_for without Python 3.11's lost cancellations."""
+"""tinykube.aio: wait_for (asyncio.wait_for without Python 3.11's lost cancellations) and
+first_to_end."""
 
 import asyncio
 from pathlib import Path
@@ -52,3 +53,26 @@ def test_tinykube_waits_only_through_aio():
     offenders = [str(p.relative_to(root.parent)) for p in sorted(root.rglob("*.py"))
                  if p.name != "aio.py" and "asyncio.wait_for(" in p.read_text()]
     assert offenders == []
+
+
+async def test_first_to_end_cancels_and_awaits_the_other_pumps():
+    other_cancelled = asyncio.Event()
+
+    async def ends() -> None:
+        await asyncio.sleep(0)
+
+    async def forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            other_cancelled.set()
+
+    await asyncio.wait_for(aio.first_to_end(ends(), forever()), 5)
+    assert other_cancelled.is_set()
+
+
+async def test_first_to_end_does_not_raise_a_pumps_error():
+    async def fails() -> None:
+        raise ConnectionResetError("the peer went away")
+
+    await asyncio.wait_for(aio.first_to_end(fails(), asyncio.Event().wait()), 5)

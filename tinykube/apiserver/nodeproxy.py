@@ -22,6 +22,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 from aiohttp import WSMsgType, web
 
+from tinykube import aio
 from tinykube.api import errors, kinds, meta
 from tinykube.apiserver.componentstatus import go_http_error
 
@@ -191,14 +192,9 @@ async def _pump(source: Any, sink: Any) -> None:
 async def relay_websockets(client: web.WebSocketResponse,
                            kubelet: aiohttp.ClientWebSocketResponse) -> None:
     """Pump both directions; when either side ends, close the other one too."""
-    tasks = [asyncio.create_task(_pump(client, kubelet)),
-             asyncio.create_task(_pump(kubelet, client))]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await aio.first_to_end(_pump(client, kubelet), _pump(kubelet, client))
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         await kubelet.close()
         await client.close()
 
@@ -302,13 +298,9 @@ async def _relay_spdy_upgrade(request: web.Request, url: str, subresource: str) 
                     break
                 transport.write(msg.data)
 
-        tasks = [asyncio.create_task(to_kubelet()), asyncio.create_task(to_client())]
         try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            await aio.first_to_end(to_kubelet(), to_client())
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             await kubelet.close()
             transport.close()
         return response
