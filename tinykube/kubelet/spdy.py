@@ -107,6 +107,7 @@ class Stream:
         """Half-close: tell the client this side sends nothing more."""
         if not self.local_closed:
             self.local_closed = True
+            self._forget_if_done()
             await self.session.send_data(self, b"", FLAG_FIN)
 
     def _received(self, data: bytes, fin: bool) -> None:
@@ -121,6 +122,12 @@ class Stream:
         if not self.remote_closed:
             self.remote_closed = True
             self._inbox.put_nowait(b"")
+        self._forget_if_done()
+
+    def _forget_if_done(self) -> None:
+        """Closed both ways: a long session (a port-forward) keeps no record of it."""
+        if self.remote_closed and self.local_closed:
+            self.session.streams.pop(self.id, None)
 
 
 class Session:
@@ -158,7 +165,7 @@ class Session:
     def close(self) -> None:
         """The transport is gone: every stream reads end-of-file."""
         self.closed = True
-        for stream in self.streams.values():
+        for stream in list(self.streams.values()):
             stream._end()
 
     async def send_data(self, stream: Stream, data: bytes, flags: int = 0) -> None:
@@ -168,8 +175,8 @@ class Session:
         await self._write(control_frame(WINDOW_UPDATE, struct.pack(">II", stream_id, delta)))
 
     async def reset(self, stream: Stream, status: int = CANCEL) -> None:
-        stream._end()
         stream.local_closed = True
+        stream._end()
         await self._write(control_frame(RST_STREAM, struct.pack(">II", stream.id, status)))
 
     async def _write(self, frame: bytes) -> None:
@@ -184,8 +191,8 @@ class Session:
         elif kind == RST_STREAM and len(payload) >= 8:
             stream = self.streams.get(struct.unpack_from(">I", payload)[0] & 0x7FFFFFFF)
             if stream is not None:
-                stream._end()
                 stream.local_closed = True
+                stream._end()
         elif kind == PING:
             await self._write(control_frame(PING, payload))
         elif kind == GOAWAY:

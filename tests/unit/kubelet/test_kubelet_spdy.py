@@ -50,6 +50,9 @@ async def test_data_then_fin_reads_in_order_and_reopens_the_window():
     assert updates == [(1, 6), (1, 5)]
     await server.feed(spdy.data_frame(1, b"late"))  # after FIN: ignored
     assert stream._inbox.empty()
+    assert 1 in server.streams
+    await stream.close()  # now closed both ways: the session forgets it
+    assert server.streams == {}
 
 
 async def test_writes_are_split_into_data_frames_and_close_sends_fin():
