@@ -27,6 +27,7 @@ EXPECTED = {
     "kubectl get pods -n kube-system": r"kube-apiserver-tinykube-control-plane\s+1/1\s+Running",
     "kubectl get nodes": r"tinykube-control-plane\s+Ready",
     "kubectl exec deployment/web -- cat /etc/hostname": r"^web-",
+    "kubectl port-forward deployment/web": r"hello from web-",
     "kubectl get endpoints web": r"web\s+(\S+:8080,){2}\S+:8080",
     "curl": r"hello from web-",
     "kubectl get events --field-selector reason=FailedScheduling":
