@@ -13,14 +13,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 from collections.abc import Awaitable, Callable
 
+from aiohttp import WSMsgType, web
+
+from tinykube import aio
 from tinykube.kubelet.spdy import REFUSED_STREAM, Stream
 
 log = logging.getLogger(__name__)
 
 PROTOCOL = "portforward.k8s.io"
 TUNNEL_PROTOCOL = "SPDY/3.1+" + PROTOCOL  # the WebSocket subprotocol kubectl 1.31+ offers
+CHANNEL_PROTOCOL = "v4.channel.k8s.io"  # upstream kubelet's WebSocket port-forward (the Python client's)
 READ_SIZE = 64 * 1024
 
 Connect = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]]]
@@ -28,6 +33,16 @@ Connect = Callable[[int], Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWr
 
 def parse_port(text: str) -> int | None:
     return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+
+
+def connect_error(port: int, pod: str, uid: str, exc: OSError) -> str:
+    """Why a forward failed, in upstream's words (and logged)."""
+    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
+    message = (f"error forwarding port {port} to pod {pod}, uid {uid}: failed to connect to "
+               f"localhost:{port} inside the pod's network namespace, IPv4: dial tcp4 "
+               f"127.0.0.1:{port}: connect: {reason}")
+    log.info("%s", message)
+    return message
 
 
 class PortForwarder:
@@ -69,12 +84,7 @@ class PortForwarder:
             try:
                 reader, writer = await self.connect(port)
             except OSError as exc:
-                reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
-                message = (f"error forwarding port {port} to pod {self.pod}, uid {self.uid}: "
-                           f"failed to connect to localhost:{port} inside the pod's network "
-                           f"namespace, IPv4: dial tcp4 127.0.0.1:{port}: connect: {reason}")
-                log.info("%s", message)
-                await error.write(message.encode())
+                await error.write(connect_error(port, self.pod, self.uid, exc).encode())
                 return
             try:
                 await _copy_both_ways(data, reader, writer)
@@ -109,3 +119,50 @@ async def _copy_both_ways(data: Stream, reader: asyncio.StreamReader, writer: as
         if not to_pod.done():
             to_pod.cancel()
         await asyncio.gather(to_pod, return_exceptions=True)
+
+
+async def forward_channels(ws: web.WebSocketResponse, ports: list[int], connect: Connect, pod: str,
+                           uid: str) -> None:
+    """Port-forward as upstream's kubelet serves it over WebSocket (what the official Python
+    client speaks): one connection per requested port, its bytes on channel 2i and its error
+    on channel 2i+1, each channel opened by a message carrying the port (2 bytes, little
+    endian). The WebSocket ends once every connection has, or when the client leaves."""
+    for i, port in enumerate(ports):
+        for channel in (2 * i, 2 * i + 1):
+            await ws.send_bytes(bytes([channel]) + struct.pack("<H", port))
+    conns = [asyncio.ensure_future(connect(port)) for port in ports]
+
+    async def from_client() -> None:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
+                    return
+                continue
+            index, is_error = divmod(msg.data[0], 2) if msg.data else (len(ports), 1)
+            if index >= len(ports) or is_error:
+                continue
+            try:
+                _, writer = await conns[index]
+            except OSError:
+                continue  # reported on the error channel
+            writer.write(msg.data[1:])
+            await writer.drain()
+
+    async def from_pod(index: int) -> None:
+        try:
+            reader, _ = await conns[index]
+        except OSError as exc:
+            message = connect_error(ports[index], pod, uid, exc)
+            await ws.send_bytes(bytes([2 * index + 1]) + message.encode())
+            return
+        while chunk := await reader.read(READ_SIZE):
+            await ws.send_bytes(bytes([2 * index]) + chunk)
+
+    try:
+        await aio.first_to_end(from_client(), asyncio.gather(*(from_pod(i) for i in range(len(ports)))))
+    finally:
+        for conn in conns:
+            if conn.done() and not conn.cancelled() and conn.exception() is None:
+                conn.result()[1].close()
+            else:
+                conn.cancel()

@@ -26,7 +26,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from tinykube.client import pki
 from tinykube.kubelet import remotecommand, spdy
-from tinykube.kubelet.portforward import TUNNEL_PROTOCOL, PortForwarder
+from tinykube.kubelet.portforward import (CHANNEL_PROTOCOL, TUNNEL_PROTOCOL, PortForwarder,
+                                          forward_channels, parse_port)
 from tinykube.kubelet.remotecommand import error_status, exit_status
 from tinykube.kubelet.runtime.interface import ContainerState, CRIError
 from tinykube.kubelet.runtime.logs import LogOptions, parse_rfc3339nano, read_log
@@ -252,25 +253,39 @@ class KubeletServer:
 
     # -- port-forward --------------------------------------------------------------------
     async def port_forward(self, request: web.Request) -> web.StreamResponse:
-        """portforward.k8s.io over SPDY, carried in a WebSocket as kubectl 1.31+ sends it."""
+        """portforward.k8s.io over SPDY carried in a WebSocket (kubectl; the API server turns
+        older kubectl's SPDY upgrade into the same), or upstream's WebSocket channels."""
         ns, pod = request.match_info["namespace"], request.match_info["pod"]
         worker = self._worker(ns, pod)
-        ws = web.WebSocketResponse(protocols=(TUNNEL_PROTOCOL,), max_msg_size=0)
-        if ws.can_prepare(request).protocol != TUNNEL_PROTOCOL:
-            raise web.HTTPBadRequest(text=f"port-forward is served as SPDY in a WebSocket "
-                                          f"({TUNNEL_PROTOCOL}): use kubectl 1.31 or newer")
+        ws = web.WebSocketResponse(protocols=(TUNNEL_PROTOCOL, CHANNEL_PROTOCOL), max_msg_size=0)
+        tunnel = ws.can_prepare(request).protocol == TUNNEL_PROTOCOL
+        ports = [parse_port(p) for value in request.query.getall("port", []) for p in value.split(",")]
+        if not tunnel and (not ports or None in ports):
+            raise web.HTTPBadRequest(text="port-forward over WebSocket channels needs valid port "
+                                          "parameters, one per port")
         sandbox = worker.sandbox_id
         if not sandbox:
             raise web.HTTPBadRequest(text=f"pod {pod} has no running sandbox to forward to")
         await ws.prepare(request)
         runtime = self.kubelet.runtime
-        forwarder = PortForwarder(lambda port: runtime.port_forward(sandbox, port), f"{ns}/{pod}", worker.uid)
-        session = spdy.Session(ws.send_bytes, forwarder.on_stream)
+
+        def connect(port: int) -> Any:
+            return runtime.port_forward(sandbox, port)
+
         try:
-            await _feed_spdy(ws, session)
+            if not tunnel:
+                await forward_channels(ws, ports, connect, f"{ns}/{pod}", worker.uid)  # type: ignore[arg-type]
+                return ws
+            forwarder = PortForwarder(connect, f"{ns}/{pod}", worker.uid)
+            session = spdy.Session(ws.send_bytes, forwarder.on_stream)
+            try:
+                await _feed_spdy(ws, session)
+            finally:
+                session.close()
+                await forwarder.close()
+        except ConnectionResetError as exc:
+            log.debug("port-forward to %s/%s ended: %s", ns, pod, exc)
         finally:
-            session.close()
-            await forwarder.close()
             await ws.close()
         return ws
 
