@@ -202,8 +202,9 @@ async def relay_websockets(client: web.WebSocketResponse,
 
 async def proxy_stream(request: web.Request, server: Any, subresource: str,
                        pod: dict) -> web.StreamResponse:
-    """exec / attach / portforward over WebSocket, relayed to the kubelet; port-forward's
-    SPDY upgrade (kubectl before 1.31) too, as raw bytes into the kubelet's SPDY tunnel.
+    """exec / attach / portforward over WebSocket, relayed to the kubelet; SPDY upgrades
+    too (kubectl's exec before 1.30, port-forward before 1.31), as raw bytes into the
+    kubelet's SPDY tunnel.
 
     The pod is checked before the protocol: kubectl falls back from WebSocket to SPDY on
     any refused upgrade, so the SPDY retry must carry the same answer (e.g. "does not
@@ -286,7 +287,9 @@ async def _relay_spdy_upgrade(request: web.Request, url: str, subresource: str) 
         upgraded = _UpgradedBytes()
         request.protocol.set_parser(upgraded)  # type: ignore[arg-type]
         transport = request.transport
-        assert transport is not None
+        if transport is None:  # the client left as the 101 went out
+            await kubelet.close()
+            return response
 
         async def to_kubelet() -> None:
             while data := await upgraded.queue.get():

@@ -6,6 +6,8 @@ stream for the bytes. Once both are there the kubelet connects to the port insid
 pod's network namespace and copies both ways; the client's FIN on the data stream becomes
 a half-close towards the pod. A failure is written to the error stream, as upstream words
 it ("error forwarding port N to pod ..."), and both streams are then closed.
+``forward_channels`` serves the same over upstream's WebSocket channel protocol instead,
+for clients that speak it (the official Python client).
 """
 
 from __future__ import annotations
