@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from tinykube import aio
-from tinykube.kubelet.spdy import REFUSED_STREAM, Stream
+from tinykube.kubelet.spdy import Stream
 
 log = logging.getLogger(__name__)
 
@@ -57,29 +57,27 @@ class PortForwarder:
         self._pending: dict[str, dict[str, Stream]] = {}
         self._tasks: set[asyncio.Task] = set()
 
-    def on_stream(self, stream: Stream) -> None:
+    def on_stream(self, stream: Stream) -> bool:
+        """Take a stream with a port and a type of error or data; start the pair's forward."""
         kind = stream.headers.get("streamtype", "")
         request = stream.headers.get("requestid", "")
         port = parse_port(stream.headers.get("port", ""))
         if kind not in ("error", "data") or port is None:
-            self._spawn(stream.session.reset(stream, REFUSED_STREAM))
-            return
+            return False
         pair = self._pending.setdefault(request, {})
         pair[kind] = stream
         if len(pair) == 2:
             del self._pending[request]
-            self._spawn(self._forward(port, pair["data"], pair["error"]))
+            task = asyncio.ensure_future(self._forward(port, pair["data"], pair["error"]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return True
 
     async def close(self) -> None:
         """The session ended: stop every forward still running."""
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     async def _forward(self, port: int, data: Stream, error: Stream) -> None:
         try:

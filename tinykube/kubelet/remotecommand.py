@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tinykube.kubelet.runtime.interface import CRIError
-from tinykube.kubelet.spdy import REFUSED_STREAM, Stream
+from tinykube.kubelet.spdy import Stream
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +57,16 @@ class ExecStreams:
         self.expected = expected
         self.streams: dict[str, Stream] = {}
         self.complete = asyncio.Event()
-        self._refusals: set[asyncio.Task] = set()
 
-    def on_stream(self, stream: Stream) -> None:
+    def on_stream(self, stream: Stream) -> bool:
+        """Take one stream of each expected type; the session refuses the others."""
         kind = stream.headers.get("streamtype", "")
         if kind not in self.expected or kind in self.streams:
-            task = asyncio.ensure_future(stream.session.reset(stream, REFUSED_STREAM))
-            self._refusals.add(task)
-            task.add_done_callback(self._refusals.discard)
-            return
+            return False
         self.streams[kind] = stream
         if len(self.streams) == len(self.expected):
             self.complete.set()
+        return True
 
 
 async def run_exec(streams: dict[str, Stream], start: Callable[[], Awaitable[Any]],

@@ -18,9 +18,8 @@ from collections.abc import Awaitable, Callable
 VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
 FLAG_FIN = 0x01
-PROTOCOL_ERROR, INVALID_STREAM, REFUSED_STREAM, CANCEL = 1, 2, 3, 5
+PROTOCOL_ERROR, REFUSED_STREAM, CANCEL = 1, 3, 5
 MAX_DATA = 64 * 1024  # bytes per DATA frame this side sends
-MAX_FRAME = 16 * 1024 * 1024 - 1  # a frame's 24-bit length field
 
 _WORDS = (
     "options head post put delete trace accept accept-charset accept-encoding accept-language "
@@ -54,6 +53,10 @@ def control_frame(kind: int, payload: bytes, flags: int = 0) -> bytes:
 
 def data_frame(stream_id: int, data: bytes, flags: int = 0) -> bytes:
     return struct.pack(">II", stream_id & 0x7FFFFFFF, flags << 24 | len(data)) + data
+
+
+def _rst_frame(stream_id: int, status: int) -> bytes:
+    return control_frame(RST_STREAM, struct.pack(">II", stream_id, status))
 
 
 def encode_headers(headers: dict[str, str]) -> bytes:
@@ -131,9 +134,10 @@ class Stream:
 
 
 class Session:
-    """The server end of one SPDY session; ``on_stream`` gets each stream the client opens."""
+    """The server end of one SPDY session. ``on_stream`` gets each stream the client opens
+    and says whether it takes it; a stream it does not take is reset (REFUSED_STREAM)."""
 
-    def __init__(self, send: Callable[[bytes], Awaitable[None]], on_stream: Callable[[Stream], None]) -> None:
+    def __init__(self, send: Callable[[bytes], Awaitable[None]], on_stream: Callable[[Stream], bool]) -> None:
         self._send = send
         self._on_stream = on_stream
         self._buffer = bytearray()
@@ -177,7 +181,7 @@ class Session:
     async def reset(self, stream: Stream, status: int = CANCEL) -> None:
         stream.local_closed = True
         stream._end()
-        await self._write(control_frame(RST_STREAM, struct.pack(">II", stream.id, status)))
+        await self._write(_rst_frame(stream.id, status))
 
     async def _write(self, frame: bytes) -> None:
         if self.closed:
@@ -207,7 +211,7 @@ class Session:
         stream_id = struct.unpack_from(">I", payload)[0] & 0x7FFFFFFF
         headers = decode_headers(self._inflated(payload[10:]))
         if stream_id in self.streams or stream_id % 2 == 0:
-            await self._write(control_frame(RST_STREAM, struct.pack(">II", stream_id, PROTOCOL_ERROR)))
+            await self._write(_rst_frame(stream_id, PROTOCOL_ERROR))
             return
         stream = self.streams[stream_id] = Stream(self, stream_id, headers)
         async with self._lock:  # compress and send together: the zlib stream's order is the wire's
@@ -215,7 +219,8 @@ class Session:
             await self._send(control_frame(SYN_REPLY, struct.pack(">I", stream_id) + block))
         if flags & FLAG_FIN:
             stream._end()
-        self._on_stream(stream)
+        if not self._on_stream(stream):
+            await self.reset(stream, REFUSED_STREAM)
 
     def _inflated(self, block: bytes) -> bytes:
         try:

@@ -14,7 +14,12 @@ from tinykube.testing.spdyclient import Client
 
 def session(client: Client) -> tuple[spdy.Session, list[spdy.Stream]]:
     opened: list[spdy.Stream] = []
-    return spdy.Session(client.send, opened.append), opened
+
+    def take(stream: spdy.Stream) -> bool:
+        opened.append(stream)
+        return True
+
+    return spdy.Session(client.send, take), opened
 
 
 def test_dictionary_is_spdy3s():
@@ -98,9 +103,9 @@ async def test_protocol_errors():
     (reset,) = client.frames()
     assert reset.kind == spdy.RST_STREAM and struct.unpack(">II", reset.payload) == (2, spdy.PROTOCOL_ERROR)
     with pytest.raises(spdy.SpdyError, match="version 2"):
-        await spdy.Session(client.send, opened.append).feed(struct.pack(">HHI", 0x8002, 6, 4) + b"\0" * 4)
+        await session(client)[0].feed(struct.pack(">HHI", 0x8002, 6, 4) + b"\0" * 4)
     garbage = struct.pack(">IIH", 1, 0, 0) + zlib.compress(b"not with the dictionary")
     with pytest.raises(spdy.SpdyError, match="header block"):
-        await spdy.Session(client.send, opened.append).feed(spdy.control_frame(spdy.SYN_STREAM, garbage))
+        await session(client)[0].feed(spdy.control_frame(spdy.SYN_STREAM, garbage))
     with pytest.raises(spdy.SpdyError, match="truncated"):
         spdy.decode_headers(struct.pack(">II", 1, 50) + b"short")
