@@ -142,6 +142,33 @@ async def test_kubectl_exec_interactive_tty(hello):
     assert b"tty=42" in out
 
 
+async def test_kubectl_run_attached_and_removed(hello):
+    """``kubectl run -i --rm``: a pod whose container keeps stdin (stdinOnce), attached to once
+    it runs, deleted when it ends. Its ``-- sh -c ...`` are args only, run as for an image
+    without an entrypoint."""
+    out = await hello.run("run", "once", "-i", "--rm", "--restart=Never", "--image=busybox",
+                          '--overrides={"apiVersion": "v1", "spec": {"nodeName": "node-1"}}',
+                          "--", "sh", "-c", "read x; echo got-$x", input="hello\n")
+    assert "got-hello" in out.stdout
+    assert 'pod "once" deleted' in out.stdout + out.stderr
+    assert "once" not in (await hello.run("get", "pods", "-o", "name")).stdout
+
+
+async def test_kubectl_attach_with_stdin_once(hello, apiserver):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "reader"},
+           "spec": {"nodeName": "node-1", "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "reader", "image": "busybox", "stdin": True, "stdinOnce": True,
+                                    "command": ["sh", "-c", "while read l; do echo got-$l; done; echo bye"]}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        await wait_for_pod(client, "default", "reader", lambda p: podutil.phase(p) == "Running", timeout=30)
+    out = await hello.run("attach", "-i", "reader", input="x\ny\n")
+    assert out.stdout.endswith("got-x\ngot-y\nbye\n")  # its stdin closed with kubectl's: the loop ended
+    async with apiserver.client() as client:
+        done = await wait_for_pod(client, "default", "reader", lambda p: podutil.phase(p) == "Succeeded", timeout=30)
+    assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+
+
 async def test_kubectl_logs_follow(hello):
     proc = hello.popen("logs", "-f", "hello")
     try:

@@ -8,8 +8,8 @@ subprotocols, or ``SPDY/3.1+portforward.k8s.io`` for port-forward) whose frames 
 pumped both ways until either side closes. The kubelet's certificate is self-signed, so it
 is not verified (as kube-apiserver does without ``--kubelet-certificate-authority``).
 A SPDY upgrade (kubectl's exec before 1.30, port-forward before 1.31) is answered with 101
-and its raw bytes go into the kubelet's WebSocket tunnel (``SPDY/3.1+<protocol>``); attach
-over SPDY, and exec with a protocol older than v4.channel.k8s.io, are refused.
+and its raw bytes go into the kubelet's WebSocket tunnel (``SPDY/3.1+<protocol>``); exec and
+attach with a protocol older than v4.channel.k8s.io are refused.
 """
 
 from __future__ import annotations
@@ -232,7 +232,8 @@ async def proxy_stream(request: web.Request, server: Any, subresource: str,
 # What a SPDY upgrade may negotiate (X-Stream-Protocol-Version) per subresource, and the
 # kubelet's WebSocket subprotocol that carries the same SPDY bytes.
 SPDY_PROTOCOLS = {"portforward": ("portforward.k8s.io", "SPDY/3.1+portforward.k8s.io"),
-                  "exec": ("v4.channel.k8s.io", "SPDY/3.1+v4.channel.k8s.io")}
+                  "exec": ("v4.channel.k8s.io", "SPDY/3.1+v4.channel.k8s.io"),
+                  "attach": ("v4.channel.k8s.io", "SPDY/3.1+v4.channel.k8s.io")}
 
 
 def _session() -> aiohttp.ClientSession:

@@ -170,6 +170,11 @@ def _summary(cluster: ClusterDir, settings: ClusterSettings, server: str, merged
     _console().print(f"  store:       {settings.store}"
                   + (f" ({cluster.store_url})" if settings.store == "sqlite" else ""))
     _console().print(f"  logs:        {cluster.logs}")
+    from tinykube.kubelet.runtime.process import can_isolate, no_pod_network
+
+    shared = no_pod_network(can_isolate())
+    if shared:
+        _console().print(f"  pods:        on the host's network: {shared}")
     if settings.dashboard:
         _console().print(f"  dashboard:   http://127.0.0.1:{settings.ports['dashboard']}/")
     _console().print("  try:         kubectl get pods -n kube-system")

@@ -53,8 +53,8 @@ ADMITTED = {"cpu": cpu_millis, "memory": value_int, "pods": value_int}
 RETRY_INITIAL = 0.2
 RETRY_MAX = 1.0  # the API server of a fresh `tinykube up` comes up within seconds
 RETRY_REFUSED = 0.1  # while the API server's port is closed
-HOST_NETWORK_WARNING = ("HostNetwork", "the process runtime runs without root: pods share the host's network "
-                        "namespace, hostname and filesystem (no pod IPs, volumes are not mounted)")
+NO_ROOT_WARNING = ("the process runtime runs without root: pods share the host's network namespace, hostname and "
+                   "filesystem (no pod IPs, volumes are not mounted)")
 
 
 def _micro_now() -> str:
@@ -131,6 +131,10 @@ class Kubelet:
     def can_isolate(self) -> bool:
         return isinstance(self.runtime, ProcessRuntime) and self.runtime.isolate
 
+    def shared_network(self) -> str:
+        """Why this node's pods share the host's network ("" when each gets its own)."""
+        return self.runtime.no_network if isinstance(self.runtime, ProcessRuntime) else ""
+
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         for sub in ("pods", "logs/pods", "runtime-root"):
@@ -202,7 +206,7 @@ class Kubelet:
                 await inf.stop()
         await self.workers.stop_all()
         await self.runtime.close()
-        if self.config.remove_bridge_on_stop and self.can_isolate():
+        if self.config.remove_bridge_on_stop and self.can_isolate() and not self.shared_network():
             await remove_bridge(self.config.bridge)
         if self.server is not None:
             await self.server.stop()
@@ -214,9 +218,10 @@ class Kubelet:
     # -- API-dependent loops -----------------------------------------------------------
     async def _run_with_api(self) -> None:
         await self._retry(self._register, "registering node")
-        if self.config.runtime == "process" and not self.can_isolate() and self.recorder is not None \
-                and self.node is not None:
-            self.recorder.event(self.node, "Warning", *HOST_NETWORK_WARNING)
+        why = self.shared_network()
+        if why and self.recorder is not None and self.node is not None:
+            message = NO_ROOT_WARNING if not self.can_isolate() else f"{why}: pods share the host's network namespace"
+            self.recorder.event(self.node, "Warning", "HostNetwork", message)
         assert self.client is not None
         from tinykube.client.informer import Informer
 

@@ -80,6 +80,8 @@ class WorkerHost(Protocol):
 
     def can_isolate(self) -> bool: ...
 
+    def shared_network(self) -> str: ...
+
 
 def pod_full_name(pod: Obj) -> str:
     return f"{meta.name(pod)}_{meta.namespace(pod)}({meta.uid(pod)})"
@@ -249,6 +251,10 @@ class PodWorker:
             return False
         st = await self.host.runtime.pod_sandbox_status(self.sandbox_id)
         self.sandbox_ip = st.ip or self.host.host_ip
+        why = self.host.shared_network()
+        if why and not podutil.spec(pod).get("hostNetwork"):
+            self.host.record_event(pod, "Warning", "HostNetwork",
+                                   f"{why}: the pod shares the host's network namespace and IP")
         if self.volume_ctx is not None:
             self.volume_ctx.pod_ip = self.sandbox_ip
         return True
@@ -362,7 +368,7 @@ class PodWorker:
             args=envmod.expand_command(list(c.get("args") or []), envs),
             working_dir=c.get("workingDir", ""), envs=envs, mounts=mounts,
             log_path=os.path.join(c["name"], f"{rec.restart_count}.log"), attempt=rec.restart_count,
-            stdin=bool(c.get("stdin")), tty=bool(c.get("tty")),
+            stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")), tty=bool(c.get("tty")),
             run_as_user=sec.get("runAsUser"), run_as_group=sec.get("runAsGroup"),
             resources=container_resources(c))
 

@@ -88,14 +88,13 @@ async def run_exec(streams: dict[str, Stream], start: Callable[[], Awaitable[Any
             if sink is not None:
                 await sink.write(data)
         await _finish(streams, exit_status(await session.wait(), command))
-    except ConnectionError as exc:  # the client went away: the command must not outlive it
-        log.debug("exec over SPDY ended early: %s", exc)
+    except ConnectionError as exc:  # the client went away: an exec's command must not outlive it
+        log.debug("stream over SPDY ended early: %s", exc)
     finally:
         for task in pumps:
             task.cancel()
         await asyncio.gather(*pumps, return_exceptions=True)
-        if session.proc.returncode is None:
-            await session.kill()
+        await session.end()
 
 
 async def _finish(streams: dict[str, Stream], status: dict) -> None:

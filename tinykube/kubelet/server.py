@@ -1,8 +1,9 @@
-"""The kubelet server: HTTPS :10250 (pods, metrics, logs, exec) and HTTP :10248 (healthz).
+"""The kubelet server: HTTPS :10250 (pods, metrics, logs, exec, attach, port-forward) and
+HTTP :10248 (healthz).
 
 Paths are upstream's, because the API server proxies ``pods/log`` to
-``/containerLogs/<ns>/<pod>/<container>`` and ``pods/exec`` to
-``/exec/<ns>/<pod>/<container>`` (a WebSocket speaking ``v5.channel.k8s.io`` or
+``/containerLogs/<ns>/<pod>/<container>``, ``pods/exec`` to ``/exec/<ns>/<pod>/<container>``
+and ``pods/attach`` to ``/attach/<ns>/<pod>/<container>`` (a WebSocket speaking ``v5.channel.k8s.io`` or
 ``v4.channel.k8s.io``: every binary frame starts with its channel, 0 stdin, 1 stdout,
 2 stderr, 3 the final Status, 4 terminal resize; v5 lets the client close stdin with
 ``[255, 0]``). The certificate is self-signed at start, as a kubelet without
@@ -84,6 +85,8 @@ class KubeletServer:
         for method in ("GET", "POST"):
             app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self.exec)
             app.router.add_route(method, "/exec/{namespace}/{pod}/{uid}/{container}", self.exec)
+            app.router.add_route(method, "/attach/{namespace}/{pod}/{container}", self.attach)
+            app.router.add_route(method, "/attach/{namespace}/{pod}/{uid}/{container}", self.attach)
             app.router.add_route(method, "/portForward/{namespace}/{pod}", self.port_forward)
             app.router.add_route(method, "/portForward/{namespace}/{pod}/{uid}", self.port_forward)
         return app
@@ -192,11 +195,18 @@ class KubeletServer:
 
     # -- exec ----------------------------------------------------------------------------
     async def exec(self, request: web.Request) -> web.StreamResponse:
-        ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
-        q = request.query
-        command = q.getall("command", [])
+        command = request.query.getall("command", [])
         if not command:
             raise web.HTTPBadRequest(text="you must specify at least 1 command")
+        return await self._remote_command(request, command)
+
+    async def attach(self, request: web.Request) -> web.StreamResponse:
+        return await self._remote_command(request, None)
+
+    async def _remote_command(self, request: web.Request, command: list[str] | None) -> web.StreamResponse:
+        """An exec of ``command``, or an attach (``None``), over WebSocket channels or SPDY."""
+        ns, pod, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        q = request.query
         worker = self._worker(ns, pod)
         rec = worker.container_record(container)
         ws = web.WebSocketResponse(protocols=PROTOCOLS + (remotecommand.SPDY_TUNNEL,), max_msg_size=0)
@@ -206,26 +216,28 @@ class KubeletServer:
             refusal = (f'container not found ("{container}")' if rec is None else
                        f"container {container} is not running")
         tty, stdin = _flag(q, "tty"), _flag(q, "stdin")
+        runtime, container_id = self.kubelet.runtime, rec.current.id if refusal is None else ""
+
+        def start() -> Any:
+            if command is None:
+                return runtime.attach(container_id, stdin=stdin)
+            return runtime.exec(container_id, command, tty=tty, stdin=stdin)
+
         if ws.ws_protocol == remotecommand.SPDY_TUNNEL:
             expected = remotecommand.expected_streams(stdin, _flag(q, "stdout"), _flag(q, "stderr"), tty)
-            runtime, container_id = self.kubelet.runtime, rec.current.id if refusal is None else ""
-
-            def start() -> Any:
-                return runtime.exec(container_id, command, tty=tty, stdin=stdin)
-
-            await self._exec_over_spdy(ws, expected, start, command, refusal)
+            await self._exec_over_spdy(ws, expected, start, command or [], refusal)
             return ws
         if refusal is not None:
             await self._send(ws, ERROR, json.dumps(error_status(refusal)).encode())
             await ws.close()
             return ws
         try:
-            session = await self.kubelet.runtime.exec(rec.current.id, command, tty=tty, stdin=stdin)
+            session = await start()
         except CRIError as exc:
             await self._send(ws, ERROR, json.dumps(error_status(exc.message)).encode())
             await ws.close()
             return ws
-        await StreamSession(ws, session, command, v5=ws.ws_protocol == PROTOCOLS[0]).run()
+        await StreamSession(ws, session, command or [], v5=ws.ws_protocol == PROTOCOLS[0]).run()
         return ws
 
     async def _exec_over_spdy(self, ws: web.WebSocketResponse, expected: frozenset[str], start: Any,
@@ -349,8 +361,6 @@ class StreamSession:
                 writer.result()
                 code = await self.session.wait()
                 await self.ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, self.command)).encode())
-            else:  # the client went away: the command must not outlive it
-                await self.session.kill()
         except (ConnectionResetError, RuntimeError) as exc:
             log.debug("exec stream ended: %s", exc)
         finally:
@@ -361,6 +371,5 @@ class StreamSession:
                     await task
                 except (asyncio.CancelledError, ConnectionResetError, RuntimeError):
                     pass
-            if self.session.proc.returncode is None:
-                await self.session.kill()
+            await self.session.end()  # a client gone: an exec's command must not outlive it
             await self.ws.close()

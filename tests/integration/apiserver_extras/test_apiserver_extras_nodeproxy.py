@@ -158,7 +158,7 @@ async def test_exec_is_relayed_over_websocket(cluster, kubelet):
 
 
 @pytest.mark.parametrize("subresource, versions, words", [
-    ("attach?stdout=true", "v4.channel.k8s.io", ("does not serve attach over SPDY",)),
+    ("attach?stdout=true", "v3.channel.k8s.io", ("attach over SPDY needs the v4.channel.k8s.io",)),
     ("exec?command=ls&stdout=true", "v3.channel.k8s.io, v2.channel.k8s.io", ("needs the v4.channel.k8s.io",)),
 ])
 async def test_spdy_upgrades_it_cannot_serve_are_refused_with_a_status(cluster, subresource, versions, words):

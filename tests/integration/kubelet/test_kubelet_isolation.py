@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from tinykube.api import pods as podutil
-from tinykube.kubelet.runtime.process import can_isolate
+from tinykube.kubelet.runtime.process import can_isolate, can_network
 from tinykube.testing.kubelet import wait_for_pod
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(not can_isolate(), reason="needs root on Linux")]
@@ -19,6 +19,7 @@ SERVER = ("import socket\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, soc
           "while True:\n c,_=s.accept(); c.sendall(open('/etc/config/greeting').read().encode()); c.close()")
 
 
+@pytest.mark.skipif(not can_network(), reason="pod networks need iptables")
 async def test_pod_ip_volumes_and_tmpfs(apiserver, kubelet_factory):
     kubelet = await kubelet_factory()
     async with apiserver.client() as client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import socket
 import time
 
@@ -13,10 +14,11 @@ from tinykube.kubelet.runtime.interface import (
     ContainerConfig, ContainerState, CRIError, LinuxResources, Mount, PodSandboxConfig,
 )
 from tinykube.kubelet.runtime.network import remove_bridge
-from tinykube.kubelet.runtime.process import NO_COMMAND, ProcessRuntime, can_isolate
+from tinykube.kubelet.runtime.process import NO_COMMAND, ProcessRuntime, can_isolate, can_network
 from tinykube.testing.kubelet import private_network, release_network
 
 needs_root = pytest.mark.skipif(not can_isolate(), reason="needs root on Linux")
+needs_network = pytest.mark.skipif(not can_network(), reason="pod networks need root on Linux and iptables")
 
 
 @pytest.fixture
@@ -108,7 +110,7 @@ async def test_start_error_for_missing_binary(runtime_factory, tmp_path):
     await assert_missing_binary_fails_to_start(rt, await rt.run_pod_sandbox(cfg), cfg)
 
 
-@needs_root
+@needs_network
 @pytest.mark.root
 async def test_pod_namespaces_hostname_dns_and_exec(runtime_factory, tmp_path):
     rt = runtime_factory(isolate=True)
@@ -129,6 +131,23 @@ async def test_pod_namespaces_hostname_dns_and_exec(runtime_factory, tmp_path):
 
 
 @needs_root
+@pytest.mark.root
+async def test_without_iptables_pods_keep_their_namespaces_on_the_host_network(runtime_factory, tmp_path,
+                                                                               monkeypatch):
+    which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **kw: None if name == "iptables" else which(name, *a, **kw))
+    rt = runtime_factory(isolate=True)
+    assert rt.no_network.startswith("iptables is not installed")
+    cfg = sandbox(tmp_path, "web-0")
+    sid, cid = await start(rt, cfg, ["sleep", "300"])
+    assert (await rt.pod_sandbox_status(sid)).ip == ""
+    assert not os.path.exists(f"/sys/class/net/{rt.network.bridge}")  # no bridge, no guard
+    res = await rt.exec_sync(cid, ["sh", "-c", "hostname; readlink /proc/self/ns/net; echo $$"], 10)
+    hostname, netns, pid = res.stdout.decode().split()
+    assert hostname == "web-0" and netns == os.readlink("/proc/self/ns/net") and int(pid) > 1
+
+
+@needs_network
 @pytest.mark.root
 async def test_pod_ip_reachable_from_host_over_bridge(runtime_factory, tmp_path):
     rt = runtime_factory(isolate=True)
@@ -220,7 +239,7 @@ def _streams(path: str) -> dict[str, list[str]]:
     return out
 
 
-@needs_root
+@needs_network
 @pytest.mark.root
 async def test_sandbox_starts_plain_containers_itself(runtime_factory, tmp_path):
     """One process per pod: the sandbox (the pod's PID 1) is the parent of each plain
@@ -258,10 +277,11 @@ async def test_sandbox_starts_plain_containers_itself(runtime_factory, tmp_path)
     assert _streams(status.log_path)["stdout"] == ["F started"]
     await assert_missing_binary_fails_to_start(rt, sid, cfg)
     tty = await rt.create_container(sid, ContainerConfig(name="tty", image="x", log_path="tty/0.log", tty=True,
-                                                         command=["sh", "-c", "ls /proc/$$/fd"]), cfg)
+                                                         command=["sh", "-c", "ls -1 /proc/$$/fd"]), cfg)
     await rt.start_container(tty)  # a shim of its own: neither its spec's fds nor its report pipe leak
     status = await asyncio.wait_for(rt.wait_container(tty), 10)
-    assert _streams(status.log_path)["stdout"] == ["F 0", "F 1", "F 2"]
+    # a terminal: lines end in CRLF, and 0-2 are the same terminal
+    assert [line.rstrip("\r") for line in _streams(status.log_path)["stdout"]] == ["F 0", "F 1", "F 2"]
     assert (await rt.container_status(long)).state == ContainerState.CONTAINER_RUNNING
     await rt.stop_container(long, 5)
     status = await rt.container_status(long)

@@ -25,6 +25,7 @@ class Host:
         self.statuses: list[dict] = []
         self.events: list[tuple[str, str, str]] = []
         self.deleted: list[str] = []
+        self.shared = ""  # why pods share the host network
 
     def record_event(self, obj, type_, reason, message):
         self.events.append((type_, reason, message))
@@ -59,6 +60,9 @@ class Host:
 
     def can_isolate(self):
         return False
+
+    def shared_network(self):
+        return self.shared
 
 
 def make_pod(policy="Always"):
@@ -95,6 +99,19 @@ async def test_crash_loop_back_off_sequence(tmp_path):
     await worker.sync()
     assert rec.restart_count == 2 and "running" in state(host.statuses[-1])
     assert entry.backoff == 20
+
+
+async def test_a_pod_on_the_host_network_against_its_spec_is_told_why(tmp_path):
+    host = Host(tmp_path)
+    host.shared = "iptables is not installed"
+    await PodWorker(host, make_pod()).sync()
+    assert ("Warning", "HostNetwork",
+            "iptables is not installed: the pod shares the host's network namespace and IP") in host.events
+    host.events.clear()
+    pod = make_pod()
+    pod["spec"]["hostNetwork"] = True
+    await PodWorker(host, pod).sync()  # asked for it: nothing to tell
+    assert not [e for e in host.events if e[1] == "HostNetwork"]
 
 
 async def test_restart_policy_never_ends_in_failed_and_stops(tmp_path):

@@ -40,9 +40,11 @@ class FakeExec:
         self.proc.returncode = self._code
         return self._code
 
-    async def kill(self) -> None:
-        self.killed = True
-        self.proc.returncode = -9
+    async def end(self) -> None:
+        """As an exec's: the command is killed unless it already ended."""
+        if self.proc.returncode is None:
+            self.killed = True
+            self.proc.returncode = -9
 
 
 async def open_streams(kinds: list[str], expected: frozenset[str]):

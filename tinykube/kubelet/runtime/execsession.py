@@ -116,6 +116,9 @@ class ProcessExec:
             await task
         return code if code >= 0 else 128 - code
 
+    async def end(self) -> None:
+        await self.kill()
+
     async def kill(self) -> None:
         if self.proc.returncode is None:
             try:

@@ -164,6 +164,9 @@ class FakeRuntime(RecordedImages):
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool):
         raise CRIError("NotSupported", "the fake runtime does not support streaming exec")
 
+    async def attach(self, container_id: str, *, stdin: bool):
+        raise CRIError("NotSupported", "the fake runtime runs no processes to attach to")
+
     async def port_forward(self, sandbox_id: str, port: int):
         raise OSError(f"the fake runtime runs no pods: nothing listens on port {port}")
 

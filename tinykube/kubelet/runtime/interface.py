@@ -101,6 +101,7 @@ class ContainerConfig:
     log_path: str = ""
     attempt: int = 0
     stdin: bool = False
+    stdin_once: bool = False
     tty: bool = False
     run_as_user: int | None = None
     run_as_group: int | None = None
@@ -150,7 +151,8 @@ class Image:
 
 
 class ExecSession(Protocol):
-    """A streaming exec: bytes in, bytes out, a final exit code (CRI Exec via a stream)."""
+    """A streaming exec or attach: bytes in, bytes out, a final exit code (CRI Exec and
+    Attach via a stream; an attach ends with 0 once the container's output ends)."""
 
     async def write_stdin(self, data: bytes) -> None: ...
 
@@ -164,7 +166,9 @@ class ExecSession(Protocol):
 
     async def wait(self) -> int: ...
 
-    async def kill(self) -> None: ...
+    async def end(self) -> None:
+        """The client went away: an exec's command is killed, an attached client detaches."""
+        ...
 
 
 @runtime_checkable
@@ -206,6 +210,8 @@ class RuntimeService(Protocol):
     async def exec_sync(self, container_id: str, cmd: list[str], timeout: float) -> ExecResult: ...
 
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession: ...
+
+    async def attach(self, container_id: str, *, stdin: bool) -> ExecSession: ...
 
     async def port_forward(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A TCP connection to ``port`` on the pod's loopback (CRI's PortForward, in-process)."""

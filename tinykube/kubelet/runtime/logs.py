@@ -9,6 +9,7 @@ once the container has exited and the file is read to its end.
 from __future__ import annotations
 
 import asyncio
+import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import AsyncIterator, Callable
@@ -96,7 +97,19 @@ async def read_log(path: str, opts: LogOptions, exited: Callable[[], asyncio.Eve
             return
     if not opts.follow or exited is None:
         return
-    stop = exited()
+    async for rec in follow_records(path, offset, exited()):
+        chunk = render(rec, opts.timestamps)
+        if budget is not None:
+            chunk = chunk[:budget]
+            budget -= len(chunk)
+        yield chunk
+        if budget is not None and budget <= 0:
+            return
+
+
+async def follow_records(path: str, offset: int, stop: asyncio.Event) -> AsyncIterator[LogRecord]:
+    """The records written to the log from ``offset`` on, as they are written, until ``stop``
+    is set and the log has no more."""
     watch = Inotify(path)
     try:
         with open(path, "rb") as f:
@@ -109,15 +122,8 @@ async def read_log(path: str, opts: LogOptions, exited: Callable[[], asyncio.Eve
                     *complete, pending = pending.split(b"\n")
                     for line in complete:
                         rec = parse_line(line)
-                        if rec is None:
-                            continue
-                        chunk = render(rec, opts.timestamps)
-                        if budget is not None:
-                            chunk = chunk[:budget]
-                            budget -= len(chunk)
-                        yield chunk
-                        if budget is not None and budget <= 0:
-                            return
+                        if rec is not None:
+                            yield rec
                     continue
                 if stop.is_set():
                     return
@@ -126,3 +132,9 @@ async def read_log(path: str, opts: LogOptions, exited: Callable[[], asyncio.Eve
         watch.close()
 
 
+def end_offset(path: str) -> int:
+    """Where the log's next record will start (its size, or 0 when it does not exist yet)."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0

@@ -15,6 +15,7 @@ import functools
 import ipaddress
 import logging
 import os
+import shutil
 import socket
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -287,4 +288,5 @@ def allow_loopback_endpoints(bridge: str) -> None:
 async def remove_bridge(bridge: str) -> None:
     """Delete the bridge (and with it the routes through it) and its egress guard."""
     await run_ip("link", "del", bridge, check=False)
-    await _iptables("-D", *_egress_guard(bridge))  # absent already: nothing to remove
+    if shutil.which("iptables"):  # without it no guard was ever installed
+        await _iptables("-D", *_egress_guard(bridge))  # absent already: nothing to remove

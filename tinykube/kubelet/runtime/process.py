@@ -5,7 +5,9 @@ filesystem. As root on Linux every pod gets what a container runtime would give 
 network namespace on the node bridge, its own UTS, IPC and PID namespaces (a pause process
 is PID 1, so killing it kills everything in the pod), a private mount namespace per
 container holding /etc/hosts, /etc/hostname, /etc/resolv.conf and the volumes, and
-cgroup limits. Without root, pods share the host network and containers are process groups.
+cgroup limits. Without root, pods share the host network and containers are process groups;
+as root on a host without iptables (which the pod network's egress guard needs), pods keep
+their namespaces and cgroups but share the host network.
 Every sandbox, container and exec runs under a small shim (see ``shim.py``).
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 from tinykube import aio
 from tinykube.api import meta
 from tinykube.kubelet.runtime import dnsfiles, shim
+from tinykube.kubelet.runtime.attach import AttachChannel, AttachSession, LogAttach
 from tinykube.kubelet.runtime.cgroups import CgroupManager, milli_cpu_to_shares
 from tinykube.kubelet.runtime.execsession import ProcessExec
 from tinykube.kubelet.runtime.images import RecordedImages, image_id
@@ -43,7 +46,8 @@ log = logging.getLogger(__name__)
 # Containers run host binaries, so the kubelet's interpreter directory comes first: `python3`
 # and `tinykube` in a command resolve to the installation the kubelet runs from.
 DEFAULT_PATH = os.path.dirname(sys.executable) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-NO_COMMAND = "the process runtime needs spec.containers[].command: image entrypoints are not available"
+NO_COMMAND = ("the process runtime needs spec.containers[].command (or args): image entrypoints and "
+              "commands are not available")
 # Threads for the filesystem work of starting sandboxes and containers (directories, pod
 # files, cgroups, spec files): each step is a few blocking syscalls that the kernel may
 # make wait (ext4 journal, cgroup_mutex), which would otherwise stall the event loop.
@@ -53,6 +57,20 @@ IO_THREADS = 4
 def can_isolate() -> bool:
     """Namespaces, mounts and cgroups need root on Linux."""
     return sys.platform.startswith("linux") and os.geteuid() == 0
+
+
+def no_pod_network(isolate: bool) -> str:
+    """Why pods cannot get network namespaces of their own on this host ("" when they can)."""
+    if not isolate:
+        return "the process runtime runs without root"
+    if shutil.which("iptables") is None:
+        return "iptables is not installed (the pod network's egress guard needs it)"
+    return ""
+
+
+def can_network() -> bool:
+    """Whether pods get their own network namespace and IP on the node bridge here."""
+    return not no_pod_network(can_isolate())
 
 
 @dataclass
@@ -92,6 +110,7 @@ class Container:
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     cgroup: str = ""
     mountpoints: list[str] = field(default_factory=list)  # created on the host for it
+    attach: AttachChannel | None = None  # with stdin or a TTY: to its shim
 
     def status(self) -> ContainerStatus:
         return ContainerStatus(
@@ -113,6 +132,7 @@ class ProcessRuntime(RecordedImages):
                  service_cidr: str = "10.96.0.0/12") -> None:
         self.root_dir = root_dir
         self.isolate = can_isolate() if isolate is None else isolate
+        self.no_network = no_pod_network(self.isolate)  # why pods share the host network, if they do
         self.network = PodNetwork(bridge, pod_cidr, service_cidr)
         self.cgroups = CgroupManager(cgroup_parent)
         self.use_cgroups = self.isolate and self.cgroups.usable
@@ -149,7 +169,7 @@ class ProcessRuntime(RecordedImages):
                         spec = marshal.load(f)
                 except (OSError, ValueError, EOFError):
                     spec = {}
-                if self.isolate and spec.get("own_netns"):
+                if spec.get("own_netns") and not self.no_network:
                     self.network.ipam.allocated[spec.get("ip", "")] = sid  # so release() frees it
                     await self.network.teardown(sid, spec.get("ip", ""))
                 cgroup = spec.get("cgroup_name", "")
@@ -192,6 +212,19 @@ class ProcessRuntime(RecordedImages):
         """Fork a shim and read its first report: {"pid": N} or {"error": message}."""
         handle = await self.zygote.spawn(spec)
         return handle, await handle.first_report()
+
+    async def _spawn_attachable(self, spec: dict, stdin_once: bool) -> tuple[ShimHandle, dict, AttachChannel]:
+        """A shim for a container with stdin or a TTY, holding the other end of its attach
+        channel."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            handle = await self.zygote.spawn(spec, control=theirs)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        return handle, await handle.first_report(), AttachChannel(ours, stdin_once)
 
     async def _start_in_sandbox(self, sb: Sandbox, spec: dict) -> tuple[ShimHandle, dict]:
         """Have the sandbox start a plain container (no TTY, no other user) itself: no shim
@@ -240,7 +273,7 @@ class ProcessRuntime(RecordedImages):
 
     async def _start_sandbox(self, sb: Sandbox) -> None:
         cfg = sb.config
-        own_network = self.isolate and not cfg.host_network
+        own_network = not self.no_network and not cfg.host_network
         if own_network:
             await self.network.ensure_bridge()
             sb.ip = self.network.ipam.allocate(sb.id)
@@ -354,7 +387,7 @@ class ProcessRuntime(RecordedImages):
                                sandbox_config: PodSandboxConfig) -> str:
         self._refuse_if_closing("CreateContainerError", f"new container {config.name}")
         sb = self._sandbox(sandbox_id)
-        if not config.command:
+        if not config.command and not config.args:  # args alone run as for an image without ENTRYPOINT
             raise CRIError("CreateContainerError", NO_COMMAND)
         cid = meta.random_hex(32)
         log_path = os.path.join(sandbox_config.log_directory or sb.dir, config.log_path or f"{config.name}.log")
@@ -441,7 +474,10 @@ class ProcessRuntime(RecordedImages):
             c.cgroup = f"{sb.cgroup}/{c.id[:16]}"
             spec["cgroups"] = await self._io(self.cgroups.create, c.cgroup, cfg.resources)
             spec["cgroups_home"] = self.cgroups.own_paths
-        if sb.control is not None and not cfg.tty and cfg.run_as_user is None and cfg.run_as_group is None:
+        if cfg.stdin or cfg.tty:
+            spec.update(stdin=cfg.stdin, tty=cfg.tty)
+            c.shim, msg, c.attach = await self._spawn_attachable(spec, cfg.stdin_once)
+        elif sb.control is not None and cfg.run_as_user is None and cfg.run_as_group is None:
             c.shim, msg = await self._start_in_sandbox(sb, spec)
         else:
             c.shim, msg = await self._spawn_shim(c.id, spec)
@@ -508,6 +544,8 @@ class ProcessRuntime(RecordedImages):
         if c.cgroup:
             self.cgroups.remove(c.cgroup)
         self._release_mountpoints(c)
+        if c.attach is not None:
+            c.attach.close()
         for suffix in (".spec", ".exit"):
             _unlink(os.path.join(self.root_dir, "runtime", c.id + suffix))
         del self.containers[container_id]
@@ -564,6 +602,14 @@ class ProcessRuntime(RecordedImages):
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool) -> ProcessExec:
         c = self._running(container_id)
         return await ProcessExec.start(lambda **stdio: self._start_exec(c, cmd, tty, **stdio), tty=tty, stdin=stdin)
+
+    async def attach(self, container_id: str, *, stdin: bool) -> AttachSession | LogAttach:
+        """Attach to a running container: through its attach channel when it has stdin or a
+        TTY, else to its output, from its log."""
+        c = self._running(container_id)
+        if c.attach is not None:
+            return c.attach.session(stdin)
+        return LogAttach(c.log_path, c.exited)
 
     async def port_forward(self, sandbox_id: str,
                            port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

@@ -51,6 +51,7 @@ MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
 TIOCSCTTY = 0x540E
+TIOCSWINSZ = 0x5414
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
 PARTIAL_LINE = 16 * 1024
@@ -344,18 +345,161 @@ def run_container(spec: dict) -> int:
     in_pod_pidns = bool(spec.get("ns", {}).get("pid"))
     if spec.get("private_mounts"):
         setup_mounts(spec.get("mounts", []))
+    attach = None
     try:
-        pid, log, pipes = start_logged(spec, in_pod_pidns)
+        if spec.get("_ctl_fd") is None:
+            pid, log, pipes = start_logged(spec, in_pod_pidns)
+        else:
+            pid, log, pipes, attach = start_attachable(spec, in_pod_pidns)
     except OSError as exc:
         start_failed(spec, exc, REPORT_FD)
         return 128
     forward_signals(pid)
     report("pid", pid)
-    pump_logs(log, pipes, pid)
+    pump_logs(log, pipes, pid, attach)
+    if attach is not None:
+        attach.close()
     _, status = os.waitpid(pid, 0)
     code, sig = exit_code_of(status)
     write_exit(spec, code, sig, "")
     return code
+
+
+def start_attachable(spec: dict, in_pod_pidns: bool) -> tuple[int, CRILogWriter, dict[int, str], "Attach"]:
+    """Start a container that asked for stdin or a TTY: with a TTY its stdin, stdout and
+    stderr are one pseudo-terminal, else stdin is a pipe (or /dev/null) and stdout and
+    stderr are pipes; either way what it reads and writes also goes through its attach
+    channel (``Attach``)."""
+    log = CRILogWriter(spec["log_path"])
+    stdin_w = None
+    if spec.get("tty"):
+        master, slave = os.openpty()
+        child_ends, readers = [slave], {master: "stdout"}
+        stdio = (slave, slave, slave)
+        if spec.get("stdin"):
+            stdin_w = os.dup(master)
+    else:
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        if spec.get("stdin"):
+            in_r, stdin_w = os.pipe()
+        else:
+            in_r = os.open(os.devnull, os.O_RDONLY)
+        child_ends, readers = [in_r, out_w, err_w], {out_r: "stdout", err_r: "stderr"}
+        stdio = (in_r, out_w, err_w)
+    try:
+        pid = spawn(spec, stdio, in_pod_pidns)
+    except OSError:
+        for fd in [*readers, *([stdin_w] if stdin_w is not None else [])]:
+            os.close(fd)
+        log.close()
+        raise
+    finally:
+        for fd in child_ends:
+            os.close(fd)
+    terminal = next(iter(readers)) if spec.get("tty") else None
+    return pid, log, readers, Attach(spec["_ctl_fd"], stdin_w, terminal)
+
+
+class Attach:
+    """A container's attach channel to the runtime, a SOCK_SEQPACKET socket: each message out
+    is its output (``\x01`` stdout or ``\x02`` stderr, then the bytes), each message in is
+    ``\x00`` + bytes for its stdin, ``\x01`` to close its stdin or ``\x02W H`` to resize its
+    terminal. Stdin is written without blocking: while the workload does not read, what is
+    pending waits and the channel is not read (the runtime's sends wait in turn), so the
+    shim keeps logging output meanwhile."""
+
+    def __init__(self, channel: int, stdin: int | None, terminal: int | None) -> None:
+        self.channel: int | None = channel
+        self.stdin = stdin
+        self.terminal = terminal
+        self.pending = b""
+        self.closing = False  # the runtime asked to close stdin: once pending is written
+        if stdin is not None:
+            os.set_blocking(stdin, False)
+        self.poller: Poller | None = None
+
+    def register(self, poller: Poller) -> None:
+        self.poller = poller
+        if self.channel is not None:
+            poller.add(self.channel, "attach")
+
+    def send(self, stream: str, data: bytes) -> None:
+        if self.channel is None:
+            return
+        try:
+            os.write(self.channel, (b"\x01" if stream == "stdout" else b"\x02") + data)
+        except OSError:  # the runtime is gone: the container runs on, unattached
+            self._drop_channel()
+
+    def on_channel(self) -> None:
+        assert self.channel is not None
+        try:
+            message = os.read(self.channel, 65536 + 16)
+        except InterruptedError:
+            return
+        except OSError:
+            message = b""
+        if not message:
+            self._drop_channel()
+            return
+        kind, data = message[:1], message[1:]
+        if kind == b"\x00" and self.stdin is not None and not self.closing:
+            self.pending += data
+            self.on_stdin()
+        elif kind == b"\x01" and self.stdin is not None and not self.closing:
+            # a terminal cannot be half-closed: EOF on it is ^D, as in canonical mode
+            if self.terminal is not None:
+                self.pending += b"\x04"
+            self.closing = True
+            self.on_stdin()
+        elif kind == b"\x02" and self.terminal is not None:
+            try:
+                cols, rows = (int(v) for v in data.split())
+                fcntl.ioctl(self.terminal, TIOCSWINSZ, rows.to_bytes(2, sys.byteorder)
+                            + cols.to_bytes(2, sys.byteorder) + bytes(4))
+            except (ValueError, OSError):
+                pass
+
+    def on_stdin(self) -> None:
+        """Write what is pending; wait for the workload to read the rest, or close stdin."""
+        assert self.stdin is not None and self.poller is not None
+        waiting = "stdin" in self.poller.values.values()
+        while self.pending:
+            try:
+                self.pending = self.pending[os.write(self.stdin, self.pending):]
+            except BlockingIOError:
+                break
+            except InterruptedError:
+                continue
+            except OSError:  # the workload closed its stdin
+                self.pending = b""
+        if self.pending and not waiting:
+            if self.channel is not None:
+                self.poller.remove(self.channel)
+            self.poller.add(self.stdin, "stdin", select.EPOLLOUT)
+        elif not self.pending and waiting:
+            self.poller.remove(self.stdin)
+            if self.channel is not None:
+                self.poller.add(self.channel, "attach")
+        if not self.pending and self.closing:
+            if self.terminal is None:  # the workload reads end of file
+                os.close(self.stdin)
+                self.stdin = None
+
+    def _drop_channel(self) -> None:
+        if self.channel is not None:
+            if self.poller is not None and self.channel in self.poller.values:
+                self.poller.remove(self.channel)
+            os.close(self.channel)
+            self.channel = None
+
+    def close(self) -> None:
+        """The output ended: the runtime reads end of file, so attached clients finish."""
+        self._drop_channel()
+        if self.stdin is not None:
+            os.close(self.stdin)
+            self.stdin = None
 
 
 class Poller:
@@ -366,8 +510,8 @@ class Poller:
         self.epoll = select.epoll()
         self.values: dict[int, object] = {}
 
-    def add(self, fd: int, value: object) -> None:
-        self.epoll.register(fd, select.EPOLLIN)
+    def add(self, fd: int, value: object, events: int = select.EPOLLIN) -> None:
+        self.epoll.register(fd, events)
         self.values[fd] = value
 
     def remove(self, fd: int) -> None:
@@ -375,25 +519,36 @@ class Poller:
         del self.values[fd]
 
     def wait(self, timeout: float | None) -> list[tuple[int, object]]:
-        """(fd, value) of each fd that is readable or hung up, waiting up to ``timeout``."""
+        """(fd, value) of each fd that is ready (or hung up), waiting up to ``timeout``."""
         return [(fd, self.values[fd]) for fd, _ in self.epoll.poll(-1 if timeout is None else timeout)]
 
 
-def pump_logs(log: CRILogWriter, fds: dict[int, str], pid: int) -> None:
-    """Copy output into the log until the workload exits and its pipes drain."""
+def pump_logs(log: CRILogWriter, fds: dict[int, str], pid: int, attach: Attach | None = None) -> None:
+    """Copy output into the log (and to the attach channel) until the workload exits and its
+    pipes drain."""
     poller = Poller()
     for fd, stream in fds.items():
         poller.add(fd, stream)
+    if attach is not None:
+        attach.register(poller)
     exited_at = None
     while fds:
         events = poller.wait(0.5 if exited_at is None else QUIET)
-        if not events and exited_at is not None:
+        output = [(fd, stream) for fd, stream in events if fd in fds]
+        if not output and exited_at is not None:
             break  # a daemonized grandchild holds the pipe; stop reading
-        for fd, stream in events:
+        for fd, value in events:
+            if value == "attach" and attach is not None and attach.channel == fd:
+                attach.on_channel()
+            elif value == "stdin" and attach is not None:
+                attach.on_stdin()
+        for fd, stream in output:
             try:
                 data = os.read(fd, 65536)
-            except InterruptedError:
+            except (InterruptedError, BlockingIOError):
                 continue
+            except OSError:  # EIO: every holder of the terminal's other side is gone
+                data = b""
             if not data:
                 log.flush(stream)
                 poller.remove(fd)
@@ -401,7 +556,9 @@ def pump_logs(log: CRILogWriter, fds: dict[int, str], pid: int) -> None:
                 del fds[fd]
             else:
                 log.feed(stream, data)
-        if exited_at is None and not events and _exited(pid):
+                if attach is not None:
+                    attach.send(stream, data)
+        if exited_at is None and not output and _exited(pid):
             exited_at = time.monotonic()
     for stream in ("stdout", "stderr"):
         log.flush(stream)
