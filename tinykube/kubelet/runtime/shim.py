@@ -6,8 +6,9 @@ child for a TTY or another user), turns stdout/stderr into CRI-format log lines 
 the exit status. A sandbox is the pod's PID 1 itself (pause), forked by the zygote into a
 new PID namespace; it owns the pod's namespaces and its /proc, and starts the pod's plain
 containers itself on requests over its control socket (``PodServer``). A container that
-needs a TTY or another user gets a shim of its own, forked by the zygote, as does every
-exec. Every shim is a fork of the zygote (``python -S shim.py --zygote``, one per kubelet),
+needs stdin, a TTY or another user gets a shim of its own, forked by the zygote, as does
+every exec; with stdin or a TTY that shim also serves the container's attach channel
+(``Attach``). Every shim is a fork of the zygote (``python -S shim.py --zygote``, one per kubelet),
 which uses only builtin modules (a spec is a ``marshal``-ed dict; ``ctypes`` is imported
 only to enter namespaces), so it starts in a few milliseconds and never imports tinykube.
 
