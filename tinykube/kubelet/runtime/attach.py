@@ -16,7 +16,7 @@ import logging
 import socket
 from typing import AsyncIterator
 
-from tinykube.kubelet.runtime.logs import end_offset, follow_records
+from tinykube.kubelet.runtime.logs import end_offset, follow_records, render
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +117,7 @@ class LogAttach:
     async def _follow(self, path: str, offset: int, exited: asyncio.Event) -> None:
         try:
             async for rec in follow_records(path, offset, exited):
-                self.queue.put_nowait((2 if rec.stream == "stderr" else 1,
-                                       rec.content + (b"" if rec.partial else b"\n")))
+                self.queue.put_nowait((2 if rec.stream == "stderr" else 1, render(rec, timestamps=False)))
         except OSError as exc:
             log.debug("attach: following %s: %s", path, exc)
         finally:

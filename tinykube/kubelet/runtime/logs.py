@@ -86,7 +86,7 @@ async def read_log(path: str, opts: LogOptions, exited: Callable[[], asyncio.Eve
     lines = data.split(b"\n")
     rest = lines.pop()  # an incomplete last line is read again when following
     offset = len(data) - len(rest)
-    for rec in select_records(lines, opts):
+    async for rec in _records(path, select_records(lines, opts), offset, exited if opts.follow else None):
         chunk = render(rec, opts.timestamps)
         if budget is not None:
             chunk = chunk[:budget]
@@ -95,16 +95,16 @@ async def read_log(path: str, opts: LogOptions, exited: Callable[[], asyncio.Eve
             yield chunk
         if budget is not None and budget <= 0:
             return
-    if not opts.follow or exited is None:
-        return
-    async for rec in follow_records(path, offset, exited()):
-        chunk = render(rec, opts.timestamps)
-        if budget is not None:
-            chunk = chunk[:budget]
-            budget -= len(chunk)
-        yield chunk
-        if budget is not None and budget <= 0:
-            return
+
+
+async def _records(path: str, selected: list[LogRecord], offset: int,
+                   exited: Callable[[], asyncio.Event] | None) -> AsyncIterator[LogRecord]:
+    """The records selected from what was read, then (when following) those written later."""
+    for rec in selected:
+        yield rec
+    if exited is not None:
+        async for rec in follow_records(path, offset, exited()):
+            yield rec
 
 
 async def follow_records(path: str, offset: int, stop: asyncio.Event) -> AsyncIterator[LogRecord]:
