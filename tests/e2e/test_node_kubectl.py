@@ -98,8 +98,10 @@ async def test_kubectl_describe_shows_kubelet_events(hello):
     assert "Created container hello" in out
 
 
-def run_in_terminal(command: list[str], env: dict[str, str], keys: bytes, timeout: float) -> bytes:
-    """Run ``command`` on a pseudo-terminal (as a person at a shell would), typing ``keys``."""
+def run_in_terminal(command: list[str], env: dict[str, str], keys: bytes, timeout: float,
+                    prompts: tuple[bytes, ...] = (b"#", b"$")) -> bytes:
+    """Run ``command`` on a pseudo-terminal (as a person at a shell would), typing ``keys``
+    once one of ``prompts`` appears."""
     import os
     import pty
     import select
@@ -123,7 +125,7 @@ def run_in_terminal(command: list[str], env: dict[str, str], keys: bytes, timeou
                 if not chunk:
                     break
                 output += chunk
-                if not sent and (b"#" in output or b"$" in output):
+                if not sent and any(prompt in output for prompt in prompts):
                     os.write(master, keys)
                     sent = True
             elif proc.poll() is not None:
@@ -167,6 +169,35 @@ async def test_kubectl_attach_with_stdin_once(hello, apiserver):
     async with apiserver.client() as client:
         done = await wait_for_pod(client, "default", "reader", lambda p: podutil.phase(p) == "Succeeded", timeout=30)
     assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+
+
+async def test_kubectl_attach_to_a_terminal(hello, apiserver):
+    """``kubectl attach -it`` to a shell on a TTY: kubectl asks for Enter (the prompt was
+    printed before it attached), the keys reach the shell, and its exit ends the session."""
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "tty"},
+           "spec": {"nodeName": "node-1", "restartPolicy": "Never", "terminationGracePeriodSeconds": 0,
+                    "containers": [{"name": "sh", "image": "busybox", "stdin": True, "tty": True,
+                                    "command": ["sh"]}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        await wait_for_pod(client, "default", "tty", lambda p: podutil.phase(p) == "Running", timeout=30)
+    command = hello.command("attach", "-it", "tty")
+    out = await asyncio.to_thread(run_in_terminal, command, hello._env(), b"\necho tty=$((6*7))\nexit 3\n", 30,
+                                  prompts=(b"pressing enter",))
+    assert b"tty=42" in out
+    async with apiserver.client() as client:
+        done = await wait_for_pod(client, "default", "tty", lambda p: podutil.phase(p) == "Failed", timeout=30)
+    assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 3
+
+
+async def test_kubectl_run_on_a_terminal_and_removed(hello):
+    """``kubectl run -it --rm ... -- sh``: a shell on a terminal, deleted once it exits."""
+    command = hello.command("run", "it", "-it", "--rm", "--restart=Never", "--image=busybox",
+                            '--overrides={"apiVersion": "v1", "spec": {"nodeName": "node-1"}}', "--", "sh")
+    out = await asyncio.to_thread(run_in_terminal, command, hello._env(), b"\necho run=$((6*7))\nexit\n", 60,
+                                  prompts=(b"pressing enter",))
+    assert b"run=42" in out and b'pod "it" deleted' in out
+    assert "pod/it" not in (await hello.run("get", "pods", "-o", "name")).stdout.split()
 
 
 async def test_kubectl_logs_follow(hello):

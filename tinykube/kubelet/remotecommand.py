@@ -39,6 +39,14 @@ def exit_status(code: int, command: list[str]) -> dict:
             "details": {"causes": [{"reason": "ExitCode", "message": str(code)}]}}
 
 
+async def final_status(session: Any, command: list[str]) -> dict:
+    """How a session's output ended: its command's exit, or the runtime's error."""
+    try:
+        return exit_status(await session.wait(), command)
+    except CRIError as exc:
+        return error_status(exc.message)
+
+
 def error_status(message: str) -> dict:
     return {"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError",
             "code": 500}
@@ -87,7 +95,7 @@ async def run_exec(streams: dict[str, Stream], start: Callable[[], Awaitable[Any
             sink = streams.get("stderr" if channel == 2 else "stdout")
             if sink is not None:
                 await sink.write(data)
-        await _finish(streams, exit_status(await session.wait(), command))
+        await _finish(streams, await final_status(session, command))
     except ConnectionError as exc:  # the client went away: an exec's command must not outlive it
         log.debug("stream over SPDY ended early: %s", exc)
     finally:

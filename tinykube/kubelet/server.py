@@ -29,7 +29,7 @@ from tinykube.client import pki
 from tinykube.kubelet import remotecommand, spdy
 from tinykube.kubelet.portforward import (CHANNEL_PROTOCOL, TUNNEL_PROTOCOL, PortForwarder,
                                           forward_channels, parse_port)
-from tinykube.kubelet.remotecommand import error_status, exit_status
+from tinykube.kubelet.remotecommand import error_status
 from tinykube.kubelet.runtime.interface import ContainerState, CRIError
 from tinykube.kubelet.runtime.logs import LogOptions, parse_rfc3339nano, read_log
 
@@ -359,8 +359,8 @@ class StreamSession:
             done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
             if writer in done:
                 writer.result()
-                code = await self.session.wait()
-                await self.ws.send_bytes(bytes([ERROR]) + json.dumps(exit_status(code, self.command)).encode())
+                status = await remotecommand.final_status(self.session, self.command)
+                await self.ws.send_bytes(bytes([ERROR]) + json.dumps(status).encode())
         except (ConnectionResetError, RuntimeError) as exc:
             log.debug("exec stream ended: %s", exc)
         finally:

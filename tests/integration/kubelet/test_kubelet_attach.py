@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from tinykube.kubelet import remotecommand
+from tinykube.kubelet.runtime.attach import MAX_BEHIND
 from tinykube.kubelet.runtime.interface import ContainerConfig, ContainerState, PodSandboxConfig
 from tinykube.kubelet.runtime.logs import follow_records
 from tinykube.kubelet.runtime.process import ProcessRuntime, can_isolate
@@ -119,6 +121,33 @@ async def test_a_terminal_takes_keys_and_sizes(runtime, tmp_path):
     streams = await out.ended()
     assert streams[2] == b""
     assert b"hi\r\n" in streams[1] and b"40 100\r\n" in streams[1] and b"x=hi\r\ndone\r\n" in streams[1]
+    assert (await asyncio.wait_for(runtime.wait_container(cid), 10)).exit_code == 0
+
+
+async def test_a_client_too_far_behind_is_detached_and_told(runtime, tmp_path):
+    """A client that stops reading is detached once it is MAX_BEHIND bytes behind; one that
+    reads gets every byte, and the container and its log are unaffected."""
+    size = MAX_BEHIND + (4 << 20)
+    fifo = str(tmp_path / "go")
+    os.mkfifo(fifo)
+    cid = await start(runtime, tmp_path, ["sh", "-c", f"cat {fifo} >/dev/null; head -c {size} /dev/zero"],
+                      stdin=True)
+    stalled = await runtime.attach(cid, stdin=False)
+    reader = await runtime.attach(cid, stdin=False)
+    received = 0
+
+    async def read() -> None:
+        nonlocal received
+        async for _, data in reader.output():
+            received += len(data)
+
+    reading = asyncio.create_task(read())
+    await asyncio.to_thread(_write, fifo, b"go\n")
+    await asyncio.wait_for(reading, 30)
+    assert received == size and await reader.wait() == 0
+    assert [item async for item in stalled.output()] == []  # what it had not read went with it
+    status = await remotecommand.final_status(stalled, [])
+    assert status["status"] == "Failure" and "fell more than 8 MiB behind" in status["message"]
     assert (await asyncio.wait_for(runtime.wait_container(cid), 10)).exit_code == 0
 
 

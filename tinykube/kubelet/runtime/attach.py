@@ -7,6 +7,11 @@ every attached client. Clients come and go; with ``stdinOnce`` the container's s
 closed once the first client that wrote to it leaves, as upstream's runtimes do. A
 container without either is attached to through its log: ``LogAttach`` follows it from
 its current end.
+
+A client that reads slower than the container writes cannot hold the container back (its
+output is logged whatever the clients do), so a session that falls more than ``MAX_BEHIND``
+bytes behind is detached with an error rather than buffered without bound. A client of
+``LogAttach`` just reads the log more slowly.
 """
 
 from __future__ import annotations
@@ -16,12 +21,15 @@ import logging
 import socket
 from typing import AsyncIterator
 
+from tinykube.kubelet.runtime.interface import CRIError
 from tinykube.kubelet.runtime.logs import end_offset, follow_records, render
 
 log = logging.getLogger(__name__)
 
 STDIN, CLOSE_STDIN, RESIZE = b"\x00", b"\x01", b"\x02"
 MAX_MESSAGE = 65536 + 16  # the shim sends at most 64 KiB of output in one message
+MAX_BEHIND = 8 << 20  # output a client may have still to read before it is detached
+LOG_QUEUE = 64  # records read ahead of a client attached through the log
 
 
 class AttachChannel:
@@ -41,8 +49,8 @@ class AttachChannel:
         try:
             while message := await loop.sock_recv(self.sock, MAX_MESSAGE):
                 stream, data = message[0], message[1:]
-                for session in self.sessions:
-                    session.queue.put_nowait((stream, data))
+                for session in list(self.sessions):
+                    session.deliver(stream, data)
         except OSError as exc:
             log.debug("attach channel ended: %s", exc)
         finally:
@@ -57,6 +65,9 @@ class AttachChannel:
         else:
             self.sessions.add(session)
         return session
+
+    def detach(self, session: "AttachSession") -> None:
+        self.sessions.discard(session)
 
     async def send(self, message: bytes) -> None:
         if self.ended or (message[:1] != RESIZE and self.stdin_closed):
@@ -80,6 +91,22 @@ class AttachSession:
         self.channel = channel
         self.stdin = stdin
         self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        self.behind = 0  # bytes queued for the client and not yet taken
+        self.fell_behind = False
+
+    def deliver(self, stream: int, data: bytes) -> None:
+        """Queue one message of output, or detach a client too far behind to take it."""
+        if self.behind + len(data) > MAX_BEHIND:
+            log.info("attach: a client fell %d bytes behind the container's output: detached",
+                     self.behind)
+            self.fell_behind = True
+            self.channel.detach(self)
+            while not self.queue.empty():  # what it has not read is dropped with it
+                self.queue.get_nowait()
+            self.queue.put_nowait(None)
+            return
+        self.behind += len(data)
+        self.queue.put_nowait((stream, data))
 
     async def write_stdin(self, data: bytes) -> None:
         if self.stdin and data:
@@ -91,18 +118,24 @@ class AttachSession:
         if self.stdin and self.channel.stdin_once:
             await self.channel.send(CLOSE_STDIN)
 
-    def output(self) -> AsyncIterator[tuple[int, bytes]]:
-        return _drain(self.queue)
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        while (item := await self.queue.get()) is not None:
+            self.behind -= len(item[1])
+            yield item
 
     async def resize(self, width: int, height: int) -> None:
         await self.channel.send(RESIZE + f"{width} {height}".encode())
 
     async def wait(self) -> int:
-        return 0  # an attach reports success once the container's output ends
+        """Success once the container's output ends, unless the client was detached."""
+        if self.fell_behind:
+            raise CRIError("AttachError", f"detached: this client fell more than {MAX_BEHIND >> 20} MiB "
+                                          "behind the container's output")
+        return 0
 
     async def end(self) -> None:
         """The client left: the container runs on (its stdin closed with ``stdinOnce``)."""
-        self.channel.sessions.discard(self)
+        self.channel.detach(self)
         await self.close_stdin()
 
 
@@ -111,17 +144,16 @@ class LogAttach:
     exits; stdin and resizes go nowhere, as the container has neither."""
 
     def __init__(self, log_path: str, exited: asyncio.Event) -> None:
-        self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(LOG_QUEUE)
         self._task = asyncio.create_task(self._follow(log_path, end_offset(log_path), exited))
 
     async def _follow(self, path: str, offset: int, exited: asyncio.Event) -> None:
         try:
             async for rec in follow_records(path, offset, exited):
-                self.queue.put_nowait((2 if rec.stream == "stderr" else 1, render(rec, timestamps=False)))
+                await self.queue.put((2 if rec.stream == "stderr" else 1, render(rec, timestamps=False)))
         except OSError as exc:
             log.debug("attach: following %s: %s", path, exc)
-        finally:
-            self.queue.put_nowait(None)
+        await self.queue.put(None)
 
     async def write_stdin(self, data: bytes) -> None:
         pass
@@ -129,8 +161,9 @@ class LogAttach:
     async def close_stdin(self) -> None:
         pass
 
-    def output(self) -> AsyncIterator[tuple[int, bytes]]:
-        return _drain(self.queue)
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        while (item := await self.queue.get()) is not None:
+            yield item
 
     async def resize(self, width: int, height: int) -> None:
         pass
@@ -140,8 +173,3 @@ class LogAttach:
 
     async def end(self) -> None:
         self._task.cancel()
-
-
-async def _drain(queue: asyncio.Queue[tuple[int, bytes] | None]) -> AsyncIterator[tuple[int, bytes]]:
-    while (item := await queue.get()) is not None:
-        yield item
