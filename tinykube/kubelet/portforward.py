@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import WSMsgType, web
 
 from tinykube import aio
+from tinykube.kubelet.runtime.interface import LoopbackRefused
 from tinykube.kubelet.spdy import Stream
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,17 @@ def parse_port(text: str) -> int | None:
 
 def connect_error(port: int, pod: str, uid: str, exc: OSError) -> str:
     """Why a forward failed, in upstream's words (and logged)."""
-    reason = os.strerror(exc.errno).lower() if exc.errno else str(exc)
     message = (f"error forwarding port {port} to pod {pod}, uid {uid}: failed to connect to "
                f"localhost:{port} inside the pod's network namespace, IPv4: dial tcp4 "
-               f"127.0.0.1:{port}: connect: {reason}")
+               f"127.0.0.1:{port}: connect: {_reason(exc)}")
+    if isinstance(exc, LoopbackRefused) and exc.ipv6 is not None:
+        message += f" IPv6 dial tcp6 [::1]:{port}: connect: {_reason(exc.ipv6)}"
     log.info("%s", message)
     return message
+
+
+def _reason(exc: OSError) -> str:
+    return os.strerror(exc.errno).lower() if exc.errno else str(exc)
 
 
 class PortForwarder:

@@ -13,6 +13,7 @@ machine never share one either.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import secrets
@@ -246,3 +247,17 @@ async def wait_for_pod(client: Any, namespace: str, name: str, predicate: Callab
                     return pod
 
     return await aio.wait_for(watch(), timeout)
+
+
+async def logged_line(log_path: str, predicate: Callable[[bytes], bool], timeout: float = 10.0) -> bytes:
+    """The first line of a container's log that ``predicate`` accepts, following the log
+    as the container writes it; raises TimeoutError."""
+    from tinykube.kubelet.runtime.logs import follow_records
+
+    async def follow() -> bytes:
+        async for rec in follow_records(log_path, 0, asyncio.Event()):
+            if predicate(rec.content):
+                return rec.content
+        raise EOFError(log_path)
+
+    return await aio.wait_for(follow(), timeout)

@@ -11,9 +11,8 @@ import pytest
 from tinykube.kubelet import remotecommand
 from tinykube.kubelet.runtime.attach import MAX_BEHIND
 from tinykube.kubelet.runtime.interface import ContainerConfig, ContainerState, PodSandboxConfig
-from tinykube.kubelet.runtime.logs import follow_records
 from tinykube.kubelet.runtime.process import ProcessRuntime, can_isolate
-from tinykube.testing.kubelet import private_network, release_network
+from tinykube.testing.kubelet import logged_line, private_network, release_network
 
 
 @pytest.fixture(params=["plain", "isolated"])
@@ -157,19 +156,13 @@ async def test_a_container_without_stdin_is_attached_through_its_log(runtime, tm
     os.mkfifo(fifo)
     cid = await start(runtime, tmp_path, ["sh", "-c", f"echo early; cat {fifo}; echo one; echo two >&2"])
     log_path = (await runtime.container_status(cid)).log_path
-    await asyncio.wait_for(_logged(log_path, b"early"), 10)
+    await logged_line(log_path, lambda line: line == b"early")
     session = await runtime.attach(cid, stdin=True)
     out = Output(session)
     await session.write_stdin(b"nowhere\n")
     await asyncio.to_thread(_write, fifo, b"go\n")
     assert await out.ended() == {1: b"go\none\n", 2: b"two\n"}
     assert await session.wait() == 0
-
-
-async def _logged(path: str, content: bytes) -> None:
-    async for rec in follow_records(path, 0, asyncio.Event()):
-        if rec.content == content:
-            return
 
 
 def _write(path: str, data: bytes) -> None:

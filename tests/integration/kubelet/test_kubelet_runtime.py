@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import shutil
 import socket
@@ -11,11 +12,11 @@ import time
 import pytest
 
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, CRIError, LinuxResources, Mount, PodSandboxConfig,
+    ContainerConfig, ContainerState, CRIError, LinuxResources, LoopbackRefused, Mount, PodSandboxConfig,
 )
 from tinykube.kubelet.runtime.network import remove_bridge
 from tinykube.kubelet.runtime.process import NO_COMMAND, ProcessRuntime, can_isolate, can_network
-from tinykube.testing.kubelet import private_network, release_network
+from tinykube.testing.kubelet import logged_line, private_network, release_network
 
 needs_root = pytest.mark.skipif(not can_isolate(), reason="needs root on Linux")
 needs_network = pytest.mark.skipif(not can_network(), reason="pod networks need root on Linux and iptables")
@@ -169,6 +170,23 @@ async def test_pod_ip_reachable_from_host_over_bridge(runtime_factory, tmp_path)
             return data
 
     assert await asyncio.wait_for(fetch(), 10) == b"srv"
+
+
+@pytest.mark.parametrize("isolate", [False, pytest.param(True, marks=needs_network)])
+async def test_port_forward_falls_back_to_ipv6_loopback(runtime_factory, tmp_path, isolate):
+    """A server listening on ::1 only is reached, after 127.0.0.1 refuses; a port nothing
+    listens on is refused on both."""
+    rt = runtime_factory(isolate=isolate)
+    server = ("import socket\ns=socket.socket(socket.AF_INET6); s.bind(('::1', 0)); s.listen()\n"
+              "print('port', s.getsockname()[1], flush=True)\nc,_=s.accept(); c.sendall(b'over-ipv6'); c.close()")
+    sid, cid = await start(rt, sandbox(tmp_path, "six"), ["python3", "-c", server])
+    line = await logged_line((await rt.container_status(cid)).log_path, lambda line: line.startswith(b"port "))
+    reader, writer = await rt.port_forward(sid, int(line.split()[1]))
+    assert await reader.read() == b"over-ipv6"
+    writer.close()
+    with pytest.raises(LoopbackRefused) as refused:
+        await rt.port_forward(sid, 9)
+    assert refused.value.ipv4.errno == refused.value.ipv6.errno == errno.ECONNREFUSED
 
 
 @needs_root

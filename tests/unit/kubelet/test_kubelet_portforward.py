@@ -9,6 +9,7 @@ import pytest
 
 from tinykube.kubelet import spdy
 from tinykube.kubelet.portforward import PortForwarder
+from tinykube.kubelet.runtime.interface import LoopbackRefused
 from tinykube.testing.spdyclient import Client
 
 
@@ -63,6 +64,19 @@ async def test_a_refused_port_is_reported_on_the_error_stream():
     assert error.startswith("error forwarding port 9 to pod ns/pod, uid uid-1: ")
     assert error.endswith("dial tcp4 127.0.0.1:9: connect: connection refused")
     assert await client.until_fin(3) == b""
+    await forwarder.close()
+
+
+async def test_a_port_refused_on_both_loopbacks_names_both():
+    async def refuse(port: int):
+        raise LoopbackRefused(ConnectionRefusedError(111, "refused"), ConnectionRefusedError(111, "refused"))
+
+    client, forwarder, session = await forwarding(refuse)
+    await session.feed(client.syn_stream(1, {"streamtype": "error", "port": "9", "requestid": "7"}, fin=True))
+    await session.feed(client.syn_stream(3, {"streamtype": "data", "port": "9", "requestid": "7"}))
+    error = (await client.until_fin(1)).decode()
+    assert error.endswith("IPv4: dial tcp4 127.0.0.1:9: connect: connection refused "
+                          "IPv6 dial tcp6 [::1]:9: connect: connection refused")
     await forwarder.close()
 
 

@@ -23,6 +23,15 @@ class CRIError(Exception):
         self.message = message
 
 
+class LoopbackRefused(OSError):
+    """A port-forward found nothing on the pod's loopback: not on 127.0.0.1, and not on
+    ::1 (``ipv6`` is None where that was not tried)."""
+
+    def __init__(self, ipv4: OSError, ipv6: OSError | None) -> None:
+        super().__init__(ipv4.errno, ipv4.strerror)
+        self.ipv4, self.ipv6 = ipv4, ipv6
+
+
 class SandboxState(enum.Enum):
     SANDBOX_READY = 0
     SANDBOX_NOTREADY = 1
@@ -214,7 +223,8 @@ class RuntimeService(Protocol):
     async def attach(self, container_id: str, *, stdin: bool) -> ExecSession: ...
 
     async def port_forward(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """A TCP connection to ``port`` on the pod's loopback (CRI's PortForward, in-process)."""
+        """A TCP connection to ``port`` on the pod's loopback (CRI's PortForward, in-process):
+        127.0.0.1, else ::1; :class:`LoopbackRefused` when neither answers."""
         ...
 
 

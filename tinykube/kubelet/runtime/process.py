@@ -36,7 +36,7 @@ from tinykube.kubelet.runtime.cgroups import CgroupManager, milli_cpu_to_shares
 from tinykube.kubelet.runtime.execsession import ProcessExec
 from tinykube.kubelet.runtime.images import RecordedImages, image_id
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, PodSandboxConfig, PodSandboxStatus, SandboxState,
+    ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, LoopbackRefused, PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
 from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
 from tinykube.kubelet.runtime.zygote import ExecProcess, ShimHandle, Zygote, send_spec
@@ -613,14 +613,25 @@ class ProcessRuntime(RecordedImages):
 
     async def port_forward(self, sandbox_id: str,
                            port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """Connect to 127.0.0.1:``port`` as the pod sees it: in its network namespace when it
-        has one of its own, on the host's loopback for host-network (or unisolated) pods."""
+        """Connect to localhost:``port`` as the pod sees it, in its network namespace when it
+        has one of its own, else on the host's loopback: 127.0.0.1 first, then ::1 (as
+        upstream's runtimes do) for a server that listens on IPv6 only."""
         sb = self._sandbox(sandbox_id)
         netns = sb.ns_path("net") if sb.netns else ""
-        sock = await self._io(socket_in_netns, netns) if netns else socket.socket()
+        try:
+            return await self._connect_loopback(netns, socket.AF_INET, ("127.0.0.1", port))
+        except OSError as ipv4:
+            try:
+                return await self._connect_loopback(netns, socket.AF_INET6, ("::1", port))
+            except OSError as ipv6:
+                raise LoopbackRefused(ipv4, ipv6) from None
+
+    async def _connect_loopback(self, netns: str, family: int,
+                                address: tuple[str, int]) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = await self._io(socket_in_netns, netns, family) if netns else socket.socket(family)
         try:
             sock.setblocking(False)
-            await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+            await asyncio.get_running_loop().sock_connect(sock, address)
             return await asyncio.open_connection(sock=sock)
         except BaseException:
             sock.close()
@@ -649,7 +660,7 @@ class ProcessRuntime(RecordedImages):
         await self.zygote.close()
 
 
-def socket_in_netns(netns: str) -> socket.socket:
+def socket_in_netns(netns: str, family: int = socket.AF_INET) -> socket.socket:
     """A TCP socket created inside the network namespace at ``netns``: a thread of its own
     enters the namespace (setns changes only the calling thread) and ends there."""
     result: list[socket.socket | OSError] = []
@@ -657,7 +668,7 @@ def socket_in_netns(netns: str) -> socket.socket:
     def enter_and_create() -> None:
         try:
             shim.setns(netns)
-            result.append(socket.socket())
+            result.append(socket.socket(family))
         except OSError as exc:
             result.append(exc)
 
