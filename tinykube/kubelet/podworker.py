@@ -12,6 +12,7 @@ the grace period, removes the sandbox and confirms the deletion to the API serve
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -28,10 +29,11 @@ from tinykube.api import pods as podutil
 from tinykube.api.quantity import cpu_millis, parse_quantity
 from tinykube.kubelet import env as envmod
 from tinykube.kubelet import status as statusmod
+from tinykube.kubelet import termination
 from tinykube.kubelet.backoff import Backoff, format_duration
 from tinykube.kubelet.probes import PodProbes, Result, TITLE, run_probe
 from tinykube.kubelet.runtime.interface import (
-    ContainerConfig, ContainerState, CRIError, ImageService, ImageSpec, LinuxResources, Mount,
+    ContainerConfig, ContainerState, ContainerStatus, CRIError, ImageService, ImageSpec, LinuxResources, Mount,
     PodSandboxConfig, RuntimeService,
 )
 from tinykube.kubelet.status import ContainerRecord
@@ -149,6 +151,7 @@ class PodWorker:
         self.probes = PodProbes(self.wake.set, self._probe_failed, self._probe_record)
         self.task: asyncio.Task | None = None
         self.pod_dir = os.path.join(host.root_dir, "pods", self.uid)
+        self.termination_messages: dict[str, str] = {}  # exited container id -> its message
 
     # -- wiring ------------------------------------------------------------------------
     def start(self) -> None:
@@ -290,7 +293,7 @@ class PodWorker:
             if rec.waiting_reason:
                 delays.append(RETRY_SECONDS * 5)
             return
-        rec.current = await self.host.runtime.container_status(rec.current.id)
+        rec.current = await self._container_status(c, rec.current.id)
         cur = rec.current
         if cur.state == ContainerState.CONTAINER_RUNNING and rec.spec_hash and rec.spec_hash != spec_hash(c):
             self.host.record_event(self.pod, "Normal", "Killing",
@@ -306,7 +309,7 @@ class PodWorker:
                                        f"Container {name} failed {failed} probe, will be restarted")
                 await self.probes.stop(name)
                 await self._kill_container(c, rec, self._grace(c))
-                rec.current = await self.host.runtime.container_status(cur.id)
+                rec.current = await self._container_status(c, cur.id)
                 cur = rec.current
             else:
                 rec.ready = self.probes.ready(c)
@@ -338,6 +341,7 @@ class PodWorker:
         rec.current = None
         rec.restart_count += 1
         if old is not None:
+            self.termination_messages.pop(old.id, None)
             await self.host.runtime.remove_container(old.id)
         await self._start_container(c, rec)
 
@@ -361,6 +365,9 @@ class PodWorker:
             if vm.get("subPath") and not os.path.exists(host_path):
                 os.makedirs(host_path)  # upstream creates a missing subPath as a directory
             mounts.append(Mount(vm.get("mountPath", ""), host_path, bool(vm.get("readOnly"))))
+        message_mount = await asyncio.to_thread(termination.prepare, c, self.pod_dir, rec.restart_count)
+        if message_mount is not None:
+            mounts.append(message_mount)
         sec = {**(podutil.spec(self.pod).get("securityContext") or {}), **(c.get("securityContext") or {})}
         return ContainerConfig(
             name=c["name"], image=c.get("image", ""),
@@ -395,7 +402,7 @@ class PodWorker:
             await runtime.start_container(cid)
         except CRIError as exc:
             self.host.record_event(pod, "Warning", "Failed", f"Error: {exc.message}")
-        rec.current = await runtime.container_status(cid)
+        rec.current = await self._container_status(c, cid)
         rec.spec_hash = spec_hash(c)
         self._watch_exit(cid)
         if rec.current.state == ContainerState.CONTAINER_RUNNING:
@@ -404,6 +411,17 @@ class PodWorker:
             await self._post_start(c, rec)
             rec.ready = self.probes.ready(c)
             rec.started = self.probes.started(c)
+
+    async def _container_status(self, c: Obj, cid: str) -> ContainerStatus:
+        """The runtime's status of a container; once it exited, with its termination
+        message (read once per container)."""
+        status = await self.host.runtime.container_status(cid)
+        if status.state != ContainerState.CONTAINER_EXITED:
+            return status
+        if cid not in self.termination_messages:
+            self.termination_messages[cid] = (await termination.with_message(status, c, self.pod_dir)).message
+        message = self.termination_messages[cid]
+        return status if message == status.message else dataclasses.replace(status, message=message)
 
     def _fail_waiting(self, rec: ContainerRecord, reason: str, message: str) -> None:
         rec.waiting_reason, rec.waiting_message = reason, message
@@ -462,7 +480,7 @@ class PodWorker:
         if grace > 0 and remaining < 2:
             remaining = 2.0  # upstream's minimum grace after the hook
         await self.host.runtime.stop_container(cid, remaining)
-        rec.current = await self.host.runtime.container_status(cid)
+        rec.current = await self._container_status(c, cid)
 
     # -- status ------------------------------------------------------------------------
     def build_status(self) -> Obj:
@@ -533,9 +551,9 @@ class PodWorker:
                     self.host.record_event(self.pod, "Normal", "Killing", f"Stopping container {name}")
                 running.append(self._kill_container(specs.get(name, {"name": name}), rec, grace))
         await asyncio.gather(*running)
-        for rec in self.records.values():
+        for name, rec in self.records.items():
             if rec.current is not None:
-                rec.current = await self.host.runtime.container_status(rec.current.id)
+                rec.current = await self._container_status(specs.get(name, {"name": name}), rec.current.id)
             rec.ready = False
         if self.sandbox_id:
             await self.host.runtime.stop_pod_sandbox(self.sandbox_id)

@@ -150,6 +150,35 @@ async def test_restart_policy_never_and_init_containers(apiserver, kubelet_facto
         assert podutil.condition(pod, "Ready")["reason"] == "PodCompleted"
 
 
+async def test_termination_messages_from_the_file_and_from_the_log(apiserver, kubelet_factory):
+    """The message a container writes to its terminationMessagePath (a file of its own, as
+    root, where the pod has a mount namespace), or with FallbackToLogsOnError the end of
+    its log, becomes state.terminated.message; a container that writes none has none."""
+    await kubelet_factory()
+    containers = [
+        {"name": "fallback", "image": "busybox", "terminationMessagePolicy": "FallbackToLogsOnError",
+         "command": ["sh", "-c", "seq 1 100; echo last words; exit 2"]},
+        {"name": "silent", "image": "busybox", "command": ["sh", "-c", "echo not a message; exit 1"]}]
+    if can_isolate():
+        containers.append({"name": "file", "image": "busybox", "terminationMessagePath": "/tmp/why",
+                           "securityContext": {"runAsUser": 65534},
+                           "command": ["sh", "-c", "printf bye-$((6*7)) > /tmp/why"]})
+    manifest = pod_manifest("ends", [], restartPolicy="Never")
+    manifest["spec"]["containers"] = containers
+    async with apiserver.client() as client:
+        await client.resource("pods").create(manifest, namespace="default")
+        pod = await wait_for_pod(client, "default", "ends", lambda p: podutil.phase(p) == "Failed")
+    ended = {cs["name"]: cs["state"]["terminated"] for cs in pod["status"]["containerStatuses"]}
+    tail = "".join(f"{i}\n" for i in range(22, 101)) + "last words\n"  # the last 80 lines
+    assert ended["fallback"]["message"] == tail and ended["fallback"]["exitCode"] == 2
+    assert "message" not in ended["silent"] and ended["silent"]["exitCode"] == 1
+    if can_isolate():
+        assert ended["file"] == {**ended["file"], "message": "bye-42", "exitCode": 0, "reason": "Completed"}
+        if os.path.exists("/tmp/why"):  # the mount point, kept on the host until the container is removed
+            with open("/tmp/why") as f:
+                assert f.read() == ""  # the container wrote to a file of its own
+
+
 async def test_deleting_pod_stops_every_process_and_confirms(apiserver, kubelet_factory):
     kubelet = await kubelet_factory()
     script = "sleep 300 & echo $! > /dev/null; exec python3 -c 'import time; time.sleep(300)'"
