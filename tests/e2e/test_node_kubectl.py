@@ -200,6 +200,24 @@ async def test_kubectl_run_on_a_terminal_and_removed(hello):
     assert "pod/it" not in (await hello.run("get", "pods", "-o", "name")).stdout.split()
 
 
+async def test_kubectl_debug_with_an_ephemeral_container(hello, apiserver):
+    """``kubectl debug -it`` adds an ephemeral container targeting ``hello`` and attaches to
+    it; as root it shares the pod's PID namespace, so it sees hello's server."""
+    command = hello.command("debug", "-it", "hello", "--image=busybox", "--target=hello", "--container=dbg",
+                            "--", "sh")
+    out = await asyncio.to_thread(run_in_terminal, command, hello._env(),
+                                  b"\necho dbg=$((6*7)); ps -e -o args\nexit 0\n", 60, prompts=(b"pressing enter",))
+    assert b"dbg=42" in out
+    if can_isolate():
+        assert b"python3 -u -c" in out  # hello's server
+    async with apiserver.client() as client:
+        pod = await wait_for_pod(client, "default", "hello", lambda p: "terminated" in (
+            (p["status"].get("ephemeralContainerStatuses") or [{}])[0].get("state") or {}), timeout=30)
+    assert pod["spec"]["ephemeralContainers"][0]["targetContainerName"] == "hello"
+    assert pod["status"]["ephemeralContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+    assert podutil.phase(pod) == "Running"  # the pod itself goes on
+
+
 async def test_kubectl_logs_follow(hello):
     proc = hello.popen("logs", "-f", "hello")
     try:

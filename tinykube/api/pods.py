@@ -133,6 +133,10 @@ def init_containers(pod: Obj) -> list[dict[str, Any]]:
     return spec(pod).get("initContainers") or []
 
 
+def ephemeral_containers(pod: Obj) -> list[dict[str, Any]]:
+    return spec(pod).get("ephemeralContainers") or []
+
+
 def all_containers(pod: Obj) -> list[dict[str, Any]]:
     """Init containers first, then regular ones (ephemeral containers excluded)."""
     return [*init_containers(pod), *containers(pod)]
@@ -144,7 +148,7 @@ def is_sidecar(container: Mapping[str, Any]) -> bool:
 
 
 def container(pod: Obj, name: str) -> dict[str, Any] | None:
-    for c in [*all_containers(pod), *(spec(pod).get("ephemeralContainers") or [])]:
+    for c in [*all_containers(pod), *ephemeral_containers(pod)]:
         if c.get("name") == name:
             return c
     return None

@@ -7,6 +7,7 @@ from typing import Any
 from tinykube.api.errors import Cause
 from tinykube.api.fieldpath import Path
 from tinykube.api.quantity import parse_quantity
+from tinykube.api import validate_ephemeral
 from tinykube.api.validate_common import (Causes, Obj, as_dict, as_list, dns_label,
                                           dns_subdomain, in_range, labels, port_name,
                                           port_number, qualified_name, supported)
@@ -365,6 +366,8 @@ def validate_pod_spec(spec: Any, path: Path, *,
                 errs.append(Cause.duplicate(str(cpath.child("name")), name))
             if name:
                 names_seen.add(name)
+    errs += validate_ephemeral.ephemeral_containers(
+        spec, path, lambda c, cpath: _container(c, cpath, volume_names, set()))
     policy = spec.get("restartPolicy")
     if restart_message and policy not in restart_policies:
         errs.append(Cause.required(str(path.child("restartPolicy")), restart_message))
@@ -460,9 +463,10 @@ def validate_pod(obj: Obj, old: Obj | None) -> Causes:
         # status write: the status strategy keeps the old spec) has nothing to report on it.
         return []
     errs = validate_pod_spec(obj.get("spec"), Path("spec"))
-    if old is not None:
-        errs += validate_pod_update(obj.get("spec"), old.get("spec"))
-    return errs
+    if old is None:
+        return errs + validate_ephemeral.on_create(as_dict(obj.get("spec")))
+    errs += validate_pod_update(obj.get("spec"), old.get("spec"))
+    return errs + validate_ephemeral.on_update(obj, old)
 
 
 def validate_pod_template(obj: Obj, old: Obj | None) -> Causes:

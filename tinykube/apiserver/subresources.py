@@ -1,5 +1,6 @@
-"""Subresources: status, scale, pods/binding, pods/eviction, serviceaccounts/token,
-namespaces/finalize, and the node-proxied pods/log|exec|attach|portforward."""
+"""Subresources: status, scale, pods/binding, pods/eviction, pods/ephemeralcontainers,
+serviceaccounts/token, namespaces/finalize, and the node-proxied
+pods/log|exec|attach|portforward."""
 
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ async def dispatch(ctx: Context) -> web.StreamResponse:
                               "resource")
     if sub in NODE_PROXIED and ctx.resource.resource == "pods":
         return await _node_proxy(ctx)
-    if sub == "status" or sub == "finalize":
+    if sub in ("status", "finalize", "ephemeralcontainers"):
         if verb == "get":
             return await reads.get(ctx)
         if verb == "update":

@@ -153,6 +153,9 @@ async def _store_update(ctx: Context, new: dict, old: dict, revision: int,
         new = strategy.prepare_for_status_update(new, old)
     elif ctx.subresource == "finalize":
         new = strategy.prepare_for_finalize(new, old)  # type: ignore[attr-defined]
+    elif ctx.subresource == "ephemeralcontainers":
+        new = strategy.prepare_for_ephemeral_containers(new, old)  # type: ignore[attr-defined]
+        scheme.apply_defaults(info, new)  # the new containers' defaults
     else:
         scheme.apply_defaults(info, new)
         strategy.prepare_for_update(new, old)

@@ -221,6 +221,8 @@ class PodWorker:
                 await self._push()
                 return RETRY_SECONDS * 5
         delays: list[float] = []
+        for ec in podutil.ephemeral_containers(pod):  # before init containers, to debug a pod stuck in them
+            await self._sync_container(ec, delays, init=False, policy="Never")
         if await self._sync_init_containers(delays):
             for c in podutil.containers(pod):
                 await self._sync_container(c, delays, init=False)
@@ -510,6 +512,11 @@ class PodWorker:
         }
         if init_statuses:
             status["initContainerStatuses"] = init_statuses
+        ephemeral = [{**statusmod.api_container_status(c, self.records.get(c["name"]) or ContainerRecord(c["name"]),
+                                                       prefix, default), "ready": False}  # never probed
+                     for c in podutil.ephemeral_containers(pod)]
+        if ephemeral:
+            status["ephemeralContainerStatuses"] = ephemeral
         if self.sandbox_ip:
             status["podIP"] = self.sandbox_ip
             status["podIPs"] = [{"ip": self.sandbox_ip}]
@@ -543,7 +550,7 @@ class PodWorker:
     async def _stop_everything(self, grace: float) -> None:
         """Stop all containers (in parallel, each with the grace period) and the sandbox."""
         await self.probes.stop_all()
-        specs = {c["name"]: c for c in podutil.all_containers(self.pod)}
+        specs = {c["name"]: c for c in [*podutil.all_containers(self.pod), *podutil.ephemeral_containers(self.pod)]}
         running = []
         for name, rec in self.records.items():
             if rec.current is not None and rec.current.state == ContainerState.CONTAINER_RUNNING:

@@ -246,3 +246,38 @@ async def test_resource_quota_admission(apiserver):
     assert status == 201
     _, quota = await apiserver.request("GET", f"{quota_path}/q")
     assert quota["status"]["used"]["configmaps"] == "1"
+
+
+SMP = "application/strategic-merge-patch+json"
+
+
+async def test_ephemeral_containers_are_added_through_their_subresource_only(apiserver):
+    """kubectl debug's PATCH of pods/<name>/ephemeralcontainers adds a container (merged by
+    name) and nothing else; it cannot remove or change one, and a create cannot set any."""
+    status, _ = await apiserver.request("POST", POD_PATH, pod("dbg"))
+    assert status == 201
+    debugger = {"name": "debugger", "image": "busybox", "stdin": True, "tty": True, "targetContainerName": "c"}
+    status, patched = await apiserver.request(
+        "PATCH", f"{POD_PATH}/dbg/ephemeralcontainers", content_type=SMP,
+        body={"metadata": {"labels": {"sneaked": "in"}}, "spec": {"ephemeralContainers": [debugger],
+                                                                 "activeDeadlineSeconds": 5}})
+    assert status == 200
+    added = patched["spec"]["ephemeralContainers"]
+    assert [c["name"] for c in added] == ["debugger"] and added[0]["terminationMessagePolicy"] == "File"
+    assert "sneaked" not in patched["metadata"].get("labels", {})  # only ephemeralContainers changed
+    assert "activeDeadlineSeconds" not in patched["spec"]
+    status, got = await apiserver.request("GET", f"{POD_PATH}/dbg/ephemeralcontainers")
+    assert status == 200 and got["kind"] == "Pod" and got["spec"]["ephemeralContainers"] == added
+    second = {"name": "second", "image": "busybox", "ports": [{"containerPort": 80}]}
+    status, body = await apiserver.request("PATCH", f"{POD_PATH}/dbg/ephemeralcontainers", content_type=SMP,
+                                           body={"spec": {"ephemeralContainers": [second]}})
+    assert status == 422 and body["reason"] == "Invalid"
+    assert {"reason": "FieldValueForbidden", "field": "spec.ephemeralContainers[1].ports",
+            "message": "Forbidden: cannot be set for an Ephemeral Container"} in body["details"]["causes"]
+    status, body = await apiserver.request("PUT", f"{POD_PATH}/dbg/ephemeralcontainers",
+                                           body={**got, "spec": {**got["spec"], "ephemeralContainers": []}})
+    assert status == 422 and 'existing ephemeral containers "debugger" may not be removed' in body["message"]
+    with_ephemeral = pod("born-with")
+    with_ephemeral["spec"]["ephemeralContainers"] = [{"name": "d", "image": "busybox"}]
+    status, body = await apiserver.request("POST", POD_PATH, with_ephemeral)
+    assert status == 422 and "spec.ephemeralContainers: Forbidden: cannot be set on create" in body["message"]

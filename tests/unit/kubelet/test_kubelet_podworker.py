@@ -213,6 +213,29 @@ async def test_init_containers_in_order_and_sidecars_keep_running(tmp_path):
     assert "running" in init["proxy"]["state"]
 
 
+async def test_an_ephemeral_container_runs_once_even_while_init_containers_do(tmp_path):
+    """Added to a pod stuck in an init container, it starts at once; it is reported apart,
+    never ready, and not restarted when it exits; the pod's phase is the other containers'."""
+    host = Host(tmp_path)
+    pod = make_pod()
+    pod["spec"]["initContainers"] = [{"name": "setup", "image": "x", "command": ["x"]}]
+    worker = PodWorker(host, pod)
+    await worker.sync()
+    debug = {**pod, "spec": {**pod["spec"], "ephemeralContainers": [{"name": "dbg", "image": "x", "command": ["sh"]}]}}
+    worker.update(debug)
+    assert worker.wake.is_set()
+    await worker.sync()
+    assert set(worker.records) == {"setup", "dbg"}
+    ephemeral = host.statuses[-1]["ephemeralContainerStatuses"]
+    assert [(s["name"], s["ready"], "running" in s["state"]) for s in ephemeral] == [("dbg", False, True)]
+    assert host.statuses[-1]["phase"] == "Pending"
+    host.runtime.inject_exit(worker.records["dbg"].current.id, 1)
+    await worker.sync()
+    ended = host.statuses[-1]["ephemeralContainerStatuses"][0]
+    assert ended["state"]["terminated"]["exitCode"] == 1 and ended["restartCount"] == 0
+    assert worker.records["dbg"].restart_count == 0
+
+
 async def test_only_changes_the_sync_acts_on_wake_the_worker(tmp_path):
     """Its own status coming back through the watch does not start another sync."""
     host = Host(tmp_path)
