@@ -4,6 +4,7 @@ kubelet runs."""
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
 import pytest
@@ -216,6 +217,26 @@ async def test_kubectl_debug_with_an_ephemeral_container(hello, apiserver):
     assert pod["spec"]["ephemeralContainers"][0]["targetContainerName"] == "hello"
     assert pod["status"]["ephemeralContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     assert podutil.phase(pod) == "Running"  # the pod itself goes on
+
+
+async def test_kubectl_debug_a_node(hello, apiserver):
+    """``kubectl debug node/node-1 -it``: a pod on the node's PID, IPC and network
+    namespaces with the node's root at /host (as root: a bind mount in its own mount
+    namespace), attached to, then Succeeded."""
+    command = hello.command("debug", "node/node-1", "-it", "--image=busybox", "--", "sh")
+    keys = f"\necho node=$((6*7)); test -d /host/proc/{os.getpid()} && echo host-pids-at-host-root\nexit 0\n"
+    out = await asyncio.to_thread(run_in_terminal, command, hello._env(), keys.encode(), 60,
+                                  prompts=(b"pressing enter",))
+    assert b"node=42" in out
+    if can_isolate():
+        assert b"host-pids-at-host-root" in out
+    async with apiserver.client() as client:
+        listed = await client.resource("pods").list(namespace="default")
+        debugger = next(p for p in listed["items"] if p["metadata"]["name"].startswith("node-debugger-node-1-"))
+        assert debugger["spec"]["hostPID"] and debugger["spec"]["volumes"][0]["hostPath"]["path"] == "/"
+        done = await wait_for_pod(client, "default", debugger["metadata"]["name"],
+                                  lambda p: podutil.phase(p) == "Succeeded", timeout=30)
+    assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
 
 
 async def test_kubectl_logs_follow(hello):

@@ -504,7 +504,8 @@ class Kubelet:
             name=name, namespace=ns, uid=meta.uid(pod), hostname=(spec.get("hostname") or name)[:63],
             log_directory=os.path.join(self.root_dir, "logs", "pods", f"{ns}_{name}_{meta.uid(pod)}"),
             dns_servers=servers, dns_searches=searches, dns_options=options,
-            host_network=bool(spec.get("hostNetwork")), labels=dict(meta.labels(pod)),
+            host_network=bool(spec.get("hostNetwork")), host_pid=bool(spec.get("hostPID")),
+            host_ipc=bool(spec.get("hostIPC")), labels=dict(meta.labels(pod)),
             annotations=dict(meta.annotations(pod)), resources=res, host_aliases=aliases,
             subdomain=spec.get("subdomain", ""), cluster_domain=self.config.cluster_domain)
 

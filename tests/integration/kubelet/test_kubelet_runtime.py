@@ -191,6 +191,27 @@ async def test_port_forward_falls_back_to_ipv6_loopback(runtime_factory, tmp_pat
 
 @needs_root
 @pytest.mark.root
+async def test_host_pid_and_host_ipc_share_the_hosts_namespaces(runtime_factory, tmp_path):
+    """hostPID: the container's PID is the host's and it sees the host's processes;
+    hostIPC: the host's IPC namespace; the pod's own ones otherwise."""
+    rt = runtime_factory(isolate=True)
+    show = ["sh", "-c", f"echo $$ $(readlink /proc/self/ns/ipc) $(test -d /proc/{os.getpid()} && echo sees-host)"]
+    host_ipc = os.readlink("/proc/self/ns/ipc")
+    for shared in (True, False):
+        cfg = sandbox(tmp_path, f"host-{str(shared).lower()}", host_pid=shared, host_ipc=shared, host_network=True)
+        cfg.log_directory = str(tmp_path / cfg.name)
+        _, cid = await start(rt, cfg, show)
+        status = await asyncio.wait_for(rt.wait_container(cid), 10)
+        line = await logged_line(status.log_path, lambda line: b"ipc:" in line)
+        pid, ipc, *seen = line.decode().split()
+        if shared:
+            assert (int(pid), ipc, seen) == (status.pid, host_ipc, ["sees-host"])
+        else:
+            assert int(pid) != status.pid and ipc != host_ipc and seen == []
+
+
+@needs_root
+@pytest.mark.root
 async def test_memory_limit_oom_kills_and_removal_leaves_nothing(runtime_factory, tmp_path):
     rt = runtime_factory(isolate=True)
     cfg = sandbox(tmp_path, "hog")

@@ -48,6 +48,16 @@ def test_go_zero_strings_are_dropped_and_quantities_are_strings():
     assert c == {"name": "c", "image": "busybox", "resources": {"limits": {"cpu": "500m"}}}
 
 
+def test_inline_structs_are_flattened_as_in_json():
+    # Volume: name=1, volumeSource=2 (inline) {hostPath=1 {path=1}};
+    # EphemeralContainer: ephemeralContainerCommon=1 (inline) {name=1, image=2}, targetContainerName=2
+    volume = ld(1, b"host-root") + ld(2, ld(1, ld(1, b"/")))
+    ephemeral = ld(1, ld(1, b"dbg") + ld(2, b"busybox")) + ld(2, b"c")
+    obj = protobuf.decode(envelope("v1", "Pod", ld(2, ld(1, volume) + ld(34, ephemeral))))
+    assert obj["spec"]["volumes"] == [{"name": "host-root", "hostPath": {"path": "/"}}]
+    assert obj["spec"]["ephemeralContainers"] == [{"name": "dbg", "image": "busybox", "targetContainerName": "c"}]
+
+
 def test_negative_int_and_bytes():
     # Secret: metadata=1, data=2 map<string, bytes>
     secret = ld(1, ld(1, b"s")) + ld(2, ld(1, b"k") + ld(2, b"\x00\x01"))

@@ -28,6 +28,11 @@ _META = ".k8s.io.apimachinery.pkg.apis.meta.v1."
 T_DOUBLE, T_FLOAT, T_INT64, T_UINT64, T_INT32, T_FIXED64, T_FIXED32, T_BOOL, T_STRING = range(1, 10)
 T_MESSAGE, T_BYTES, T_UINT32, T_ENUM, T_SFIXED32, T_SFIXED64, T_SINT32, T_SINT64 = range(11, 19)
 LABEL_REPEATED = 3
+# Go structs embedded with `json:",inline"`: on the wire a field of their own, in JSON
+# their fields sit in the outer object (message's last name, field)
+INLINE = frozenset({("Volume", "volumeSource"), ("PersistentVolumeSpec", "persistentVolumeSource"),
+                    ("EphemeralContainer", "ephemeralContainerCommon"), ("RuleWithOperations", "rule"),
+                    ("NamedRuleWithOperations", "ruleWithOperations")})
 
 
 class ProtobufError(ValueError):
@@ -194,6 +199,7 @@ def _message(name: str, data: memoryview | bytes) -> Any:
     if spec is None:
         raise ProtobufError(f"unknown protobuf message {name}")
     fields = spec["fields"]
+    short = name.rsplit(".", 1)[-1]
     out: dict[str, Any] = {}
     for number, values in _fields(view).items():
         field = fields.get(str(number))
@@ -214,6 +220,8 @@ def _message(name: str, data: memoryview | bytes) -> Any:
             decoded = [_scalar(ftype, wire, v) for wire, v in values]
         if label == LABEL_REPEATED:
             out[fname] = decoded
+        elif (short, fname) in INLINE:
+            out.update(decoded[-1])
         elif not _is_go_zero(ftype, type_name, decoded[-1]):
             out[fname] = decoded[-1]
     return out

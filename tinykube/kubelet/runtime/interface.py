@@ -78,6 +78,8 @@ class PodSandboxConfig:
     dns_searches: list[str] = field(default_factory=list)
     dns_options: list[str] = field(default_factory=list)
     host_network: bool = False
+    host_pid: bool = False  # the host's PID namespace (hostPID): sees, and is seen by, every process
+    host_ipc: bool = False
     labels: dict[str, str] = field(default_factory=dict)
     annotations: dict[str, str] = field(default_factory=dict)
     resources: LinuxResources = field(default_factory=LinuxResources)

@@ -277,8 +277,9 @@ class ProcessRuntime(RecordedImages):
         if own_network:
             await self.network.ensure_bridge()
             sb.ip = self.network.ipam.allocate(sb.id)
-        spec: dict = {"mode": "sandbox", "own_netns": own_network, "ip": sb.ip, "pod_proc": self.isolate,
-                      "hostname": "" if cfg.host_network else (cfg.hostname or cfg.name)}
+        spec: dict = {"mode": "sandbox", "own_netns": own_network, "ip": sb.ip,
+                      "pod_proc": self.isolate and not cfg.host_pid, "host_pid": cfg.host_pid,
+                      "host_ipc": cfg.host_ipc, "hostname": "" if cfg.host_network else (cfg.hostname or cfg.name)}
         if self.isolate and self.use_cgroups:
             sb.cgroup = f"pod{cfg.uid}"
             spec["cgroup_name"] = sb.cgroup

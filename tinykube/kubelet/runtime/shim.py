@@ -51,6 +51,7 @@ MS_BIND = 4096
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 TIOCSCTTY = 0x540E
 TIOCSWINSZ = 0x5414
 FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
@@ -580,19 +581,23 @@ def write_exit(spec: dict, code: int, sig: int, message: str) -> None:
 
 
 def run_sandbox(spec: dict) -> int:
-    """The pod's infra process, forked by the zygote as PID 1 of a new PID namespace: it
-    owns the pod's network, UTS, IPC and mount namespaces and reaps orphans, like the
-    pause container, and is its own shim (one process per sandbox, not two)."""
+    """The pod's infra process, forked by the zygote as PID 1 of a new PID namespace (with
+    hostPID in the host's, as a child subreaper): it owns the pod's network, UTS, IPC and
+    mount namespaces and reaps orphans, like the pause container, and is its own shim (one
+    process per sandbox, not two)."""
     die_with_parent()
     signal.pthread_sigmask(signal.SIG_BLOCK, PAUSE_SIGNALS)  # queued for pause(), never lost
     if spec.get("cgroups"):
         join_cgroups(spec["cgroups"])
     if spec.get("netns"):
         setns(spec["netns"])
-    flags = CLONE_NEWIPC | (CLONE_NEWUTS if spec.get("hostname") else 0)
+    flags = (0 if spec.get("host_ipc") else CLONE_NEWIPC) | (CLONE_NEWUTS if spec.get("hostname") else 0)
     if spec.get("own_netns"):
         flags |= CLONE_NEWNET
-    unshare(flags)
+    if flags:
+        unshare(flags)
+    if spec.get("host_pid"):  # not PID 1 of a namespace of its own: orphans come back here
+        _check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl(PR_SET_CHILD_SUBREAPER)")
     if spec.get("own_netns"):
         ipv4_only_devices()
     if spec.get("hostname"):
@@ -948,7 +953,7 @@ def zygote(sock_fd: int) -> int:
         if not fds:
             continue
         spec = marshal.loads(data)
-        sandbox = spec.get("mode") == "sandbox"
+        sandbox = spec.get("mode") == "sandbox" and not spec.get("host_pid")  # in a PID namespace of its own
         try:
             if sandbox:
                 unshare(CLONE_NEWPID)  # the next child is PID 1 of a new PID namespace
