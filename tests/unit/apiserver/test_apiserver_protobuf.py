@@ -58,6 +58,24 @@ def test_inline_structs_are_flattened_as_in_json():
     assert obj["spec"]["ephemeralContainers"] == [{"name": "dbg", "image": "busybox", "targetContainerName": "c"}]
 
 
+def test_a_probes_handler_and_a_key_selectors_name_are_inline_too():
+    # Container: name=1, livenessProbe=10 {handler=1 (inline) {exec=1 {command=1}}, periodSeconds=4},
+    # env=7 {name=1, valueFrom=3 {configMapKeyRef=3 {localObjectReference=1 (inline) {name=1}, key=2}}}
+    probe = ld(1, ld(1, ld(1, b"true"))) + vi(4, 5)
+    env = ld(1, b"A") + ld(3, ld(3, ld(1, ld(1, b"settings")) + ld(2, b"a")))
+    container = ld(1, b"c") + ld(10, probe) + ld(7, env)
+    c = protobuf.decode(envelope("v1", "Pod", ld(2, ld(2, container))))["spec"]["containers"][0]
+    assert c["livenessProbe"] == {"exec": {"command": ["true"]}, "periodSeconds": 5}
+    assert c["env"] == [{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "a"}}}]
+
+
+def test_wire_names_that_differ_from_json_take_the_json_spelling():
+    # ValidatingWebhookConfiguration: webhooks=2 (wire name "Webhooks") {name=1}
+    obj = protobuf.decode(envelope("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration",
+                                   ld(1, ld(1, b"v")) + ld(2, ld(1, b"hook.example.com"))))
+    assert obj["webhooks"] == [{"name": "hook.example.com"}]
+
+
 def test_negative_int_and_bytes():
     # Secret: metadata=1, data=2 map<string, bytes>
     secret = ld(1, ld(1, b"s")) + ld(2, ld(1, b"k") + ld(2, b"\x00\x01"))

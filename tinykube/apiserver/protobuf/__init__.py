@@ -28,11 +28,7 @@ _META = ".k8s.io.apimachinery.pkg.apis.meta.v1."
 T_DOUBLE, T_FLOAT, T_INT64, T_UINT64, T_INT32, T_FIXED64, T_FIXED32, T_BOOL, T_STRING = range(1, 10)
 T_MESSAGE, T_BYTES, T_UINT32, T_ENUM, T_SFIXED32, T_SFIXED64, T_SINT32, T_SINT64 = range(11, 19)
 LABEL_REPEATED = 3
-# Go structs embedded with `json:",inline"`: on the wire a field of their own, in JSON
-# their fields sit in the outer object (message's last name, field)
-INLINE = frozenset({("Volume", "volumeSource"), ("PersistentVolumeSpec", "persistentVolumeSource"),
-                    ("EphemeralContainer", "ephemeralContainerCommon"), ("RuleWithOperations", "rule"),
-                    ("NamedRuleWithOperations", "ruleWithOperations")})
+INLINE = ""  # json_names' mark for a Go struct embedded with `json:",inline"`
 
 
 class ProtobufError(ValueError):
@@ -199,13 +195,14 @@ def _message(name: str, data: memoryview | bytes) -> Any:
     if spec is None:
         raise ProtobufError(f"unknown protobuf message {name}")
     fields = spec["fields"]
-    short = name.rsplit(".", 1)[-1]
+    names = json_names(name)
     out: dict[str, Any] = {}
     for number, values in _fields(view).items():
         field = fields.get(str(number))
         if field is None:
             continue  # a newer client's field: upstream ignores it as well
-        fname, ftype, label, type_name = field
+        _, ftype, label, type_name = field
+        fname = names[str(number)]
         if ftype == T_MESSAGE:
             entry = _table().get(type_name)
             if entry is not None and entry["map"]:
@@ -220,11 +217,45 @@ def _message(name: str, data: memoryview | bytes) -> Any:
             decoded = [_scalar(ftype, wire, v) for wire, v in values]
         if label == LABEL_REPEATED:
             out[fname] = decoded
-        elif (short, fname) in INLINE:
+        elif fname == INLINE:
             out.update(decoded[-1])
         elif not _is_go_zero(ftype, type_name, decoded[-1]):
             out[fname] = decoded[-1]
     return out
+
+
+@functools.cache
+def json_names(name: str) -> dict[str, str]:
+    """Field number -> JSON name of a message's fields. The wire names are Go's protobuf
+    tags, which mostly are the JSON names but not always: an embedded struct
+    (``json:",inline"``: a Volume's source, a probe's handler, a ConfigMapKeySelector's
+    name) is ``INLINE``, and a few differ in case (``Webhooks``, ``uID``). Upstream's
+    schema of the type tells; a type without one keeps the wire names."""
+    from tinykube.api import schema
+
+    fields = _table()[name]["fields"]
+    properties = _properties(schema.definitions(), name)
+    if properties is None:
+        return {number: f[0] for number, f in fields.items()}
+    lowered = {p.lower(): p for p in properties}
+    out = {}
+    for number, (wire_name, ftype, _, type_name) in fields.items():
+        if wire_name in properties:
+            out[number] = wire_name
+        elif wire_name.lower() in lowered:
+            out[number] = lowered[wire_name.lower()]
+        elif ftype == T_MESSAGE and (_properties(schema.definitions(), type_name) or {}).keys() <= properties.keys():
+            out[number] = INLINE  # its own schema, if it has one, holds only fields of this one
+        else:
+            out[number] = wire_name
+    return out
+
+
+def _properties(definitions: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The JSON properties of a message's type (``.k8s.io.api.core.v1.Pod`` is the schema's
+    ``io.k8s.api.core.v1.Pod``), None without a schema."""
+    definition = definitions.get("io.k8s." + name.removeprefix(".k8s.io."))
+    return (definition or {}).get("properties") or None
 
 
 def _is_go_zero(ftype: int, type_name: str, value: Any) -> bool:
