@@ -112,3 +112,14 @@ async def test_delete_by_label_and_all(kubectl):
     assert sorted(out.stdout.splitlines()) == ['configmap "a" deleted', 'configmap "b" deleted']
     left = await kubectl.run("get", "configmap", "-l", "group=x", "-o", "name")
     assert left.stdout.strip() == ""
+
+
+async def test_typed_creates_keep_inline_fields(kubectl):
+    """kubectl's typed ``create`` commands send protobuf from 1.33 on; fields Go embeds
+    inline (an Ingress rule's value, a volume's source) must arrive as in JSON."""
+    await kubectl.run("create", "ingress", "shop", "--rule=shop.example.com/cart=cart:80")
+    rule = (await kubectl.json("get", "ingress", "shop"))["spec"]["rules"][0]
+    assert rule["host"] == "shop.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "cart", "port": {"number": 80}}
+    await kubectl.run("create", "cronjob", "tick", "--image=busybox", "--schedule=*/5 * * * *", "--", "true")
+    assert (await kubectl.json("get", "cronjob", "tick"))["spec"]["schedule"] == "*/5 * * * *"
