@@ -239,6 +239,19 @@ async def test_kubectl_debug_a_node(hello, apiserver):
     assert done["status"]["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
 
 
+async def test_kubectl_top(hello):
+    """``kubectl top`` reads metrics.k8s.io: the node's and the pod's CPU and memory."""
+    node = (await hello.run("top", "node", "node-1")).stdout.splitlines()
+    assert node[0].split()[:2] == ["NAME", "CPU(cores)"]
+    name, cpu, cpu_percent, memory, _ = node[1].split()
+    assert name == "node-1" and cpu.endswith("m") and cpu_percent.endswith("%") and memory.endswith("Mi")
+    pod = (await hello.run("top", "pod", "hello", "--containers")).stdout.splitlines()
+    assert pod[0].split() == ["POD", "NAME", "CPU(cores)", "MEMORY(bytes)"]
+    pod_name, container, cpu, memory = pod[1].split()
+    assert (pod_name, container) == ("hello", "hello") and cpu.endswith("m") and memory.endswith("Mi")
+    assert int(memory.removesuffix("Mi")) > 0  # a Python server holds some memory
+
+
 async def test_kubectl_logs_follow(hello):
     proc = hello.popen("logs", "-f", "hello")
     try:

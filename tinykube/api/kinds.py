@@ -148,6 +148,9 @@ RESOURCES: tuple[ResourceInfo, ...] = (
        verbs=("create",)),
     _r("authentication.k8s.io", "v1", "SelfSubjectReview", "selfsubjectreviews",
        namespaced=False, verbs=("create",)),
+    # metrics.k8s.io/v1beta1 (kubectl top): read off the kubelets' summary API, never stored
+    _r("metrics.k8s.io", "v1beta1", "NodeMetrics", "nodes", namespaced=False, verbs=READ_VERBS),
+    _r("metrics.k8s.io", "v1beta1", "PodMetrics", "pods", verbs=READ_VERBS),
 )
 
 # Groups in the order discovery lists them (core first, as upstream).

@@ -1,7 +1,7 @@
 """The API server process: configuration, lifecycle and the request pipeline.
 
 Contract with the plug-in modules of this package (version, health, discovery, openapi,
-metrics, audit, authz_review, componentstatus, nodeproxy):
+metrics, audit, authz_review, componentstatus, metricsapi, nodeproxy):
 
 - ``APIServer(config)`` builds ``.app`` (an aiohttp ``web.Application``) in its
   constructor and calls each plug-in's ``setup(app, server)`` in the order of ``PLUGINS``;
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 # Plug-in modules of this package, in the order their setup() runs.
 PLUGINS = ("version", "health", "discovery", "openapi", "metrics", "audit", "authz_review",
-           "componentstatus")
+           "componentstatus", "metricsapi")
 
 DEFAULT_ADMISSION_PLUGINS = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount",
                              "DefaultTolerationSeconds", "Priority", "ResourceQuota")

@@ -37,6 +37,7 @@ from tinykube.kubelet.runtime.interface import ContainerState, LinuxResources, P
 from tinykube.kubelet.runtime.cgroups import milli_cpu_to_shares
 from tinykube.kubelet.runtime.network import remove_bridge
 from tinykube.kubelet.runtime.process import ProcessRuntime
+from tinykube.kubelet.stats import SummaryProvider
 
 if TYPE_CHECKING:
     from tinykube.client.events import EventRecorder
@@ -97,6 +98,7 @@ class Kubelet:
         self.images = self.runtime  # both runtimes serve CRI's ImageService too
         self.runtime_prefix = self.runtime.name
         self.workers = PodWorkers(self)
+        self.stats = SummaryProvider(self)
         self.static_pods: dict[str, Obj] = {}
         self.mirror_uids: dict[str, str] = {}  # static uid -> mirror pod uid
         self.node: Obj | None = None

@@ -81,6 +81,7 @@ class KubeletServer:
         app.router.add_get("/pods/", self.pods)
         app.router.add_get("/metrics", self.metrics)
         app.router.add_get("/metrics/probes", self.metrics_probes)
+        app.router.add_get("/stats/summary", self.stats_summary)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         for method in ("GET", "POST"):
             app.router.add_route(method, "/exec/{namespace}/{pod}/{container}", self.exec)
@@ -133,6 +134,9 @@ class KubeletServer:
     async def metrics_probes(self, request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(self.kubelet.metrics.probes_registry),
                             headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def stats_summary(self, request: web.Request) -> web.Response:
+        return web.Response(body=orjson.dumps(await self.kubelet.stats.summary()), content_type="application/json")
 
     def _worker(self, namespace: str, pod: str):
         worker = self.kubelet.workers.find(namespace, pod)

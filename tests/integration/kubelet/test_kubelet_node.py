@@ -140,3 +140,37 @@ async def test_without_isolation_pods_share_the_host_network_with_a_warning(apis
         events = (await client.resource("events").list(namespace="default"))["items"]
     warnings = [e for e in events if e["involvedObject"]["kind"] == "Node" and e["type"] == "Warning"]
     assert warnings and "share the host's network namespace" in warnings[0]["message"]
+
+
+async def test_summary_api_and_metrics_for_kubectl_top(apiserver, kubelet_factory, tmp_path):
+    """A container that spins and holds 64 MiB: the kubelet's /stats/summary shows its CPU
+    rate and working set, and metrics.k8s.io serves them as PodMetrics and NodeMetrics."""
+    kubelet = await kubelet_factory("node-1")
+    marker = tmp_path / "allocated"
+    spin = f"x = b'x' * (64 << 20)\nopen({str(marker)!r}, 'w').close()\nwhile True: pass"
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "burn", "labels": {"app": "burn"}},
+           "spec": {"nodeName": "node-1", "terminationGracePeriodSeconds": 0, "containers": [{
+               "name": "c", "image": "python", "command": ["python3", "-c", spin],
+               "readinessProbe": {"exec": {"command": ["test", "-f", str(marker)]}, "periodSeconds": 1}}]}}
+    async with apiserver.client() as client:
+        await client.resource("pods").create(pod, namespace="default")
+        await wait_for_pod(client, "default", "burn", podutil.is_ready, timeout=30)
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"https://127.0.0.1:{kubelet.server.port}/stats/summary", ssl=False) as resp:
+            summary = await resp.json()
+    assert summary["node"]["nodeName"] == "node-1"
+    assert summary["node"]["cpu"]["usageNanoCores"] > 0 and summary["node"]["memory"]["workingSetBytes"] > 0
+    (burn,) = [p for p in summary["pods"] if p["podRef"]["name"] == "burn"]
+    (c,) = burn["containers"]
+    assert c["name"] == "c" and c["cpu"]["usageNanoCores"] > 100_000_000  # it spins: well over 0.1 core
+    assert c["memory"]["workingSetBytes"] >= 64 << 20
+    status, metrics = await apiserver.request("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/burn")
+    assert status == 200 and metrics["kind"] == "PodMetrics" and metrics["metadata"]["labels"] == {"app": "burn"}
+    usage = metrics["containers"][0]["usage"]
+    assert usage["cpu"].endswith("n") and int(usage["memory"].removesuffix("Ki")) >= 64 << 10
+    _, nodes = await apiserver.request("GET", "/apis/metrics.k8s.io/v1beta1/nodes")
+    assert [n["metadata"]["name"] for n in nodes["items"]] == ["node-1"]
+    _, none = await apiserver.request("GET", "/apis/metrics.k8s.io/v1beta1/pods", params={"labelSelector": "app=web"})
+    assert none["items"] == []
+    status, _ = await apiserver.request("GET", "/apis/metrics.k8s.io/v1beta1/namespaces/default/pods/absent")
+    assert status == 404

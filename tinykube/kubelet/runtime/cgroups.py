@@ -87,6 +87,9 @@ class CgroupManager:
             return [os.path.join(self.mount, own.get("", ""))]
         return [os.path.join(self.mount, c, own.get(c, "")) for c in V1_CONTROLLERS]
 
+    def memory_path(self, rel: str) -> str:
+        return self._controller_path("memory", rel)
+
     def _controller_path(self, controller: str, rel: str) -> str:
         if self.version == 2:
             return os.path.join(self.mount, self.parent, rel)

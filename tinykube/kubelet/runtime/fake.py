@@ -21,6 +21,7 @@ from tinykube.kubelet.runtime.interface import (
 from tinykube.kubelet.runtime.images import RecordedImages, image_id
 from tinykube.kubelet.runtime.process import NO_COMMAND
 from tinykube.kubelet.runtime.shim import rfc3339nano
+from tinykube.kubelet.runtime.usage import ContainerStats
 
 EXIT_CODE_ANNOTATION = "tinykube.io/fake-exit-code"
 
@@ -166,6 +167,11 @@ class FakeRuntime(RecordedImages):
 
     async def attach(self, container_id: str, *, stdin: bool):
         raise CRIError("NotSupported", "the fake runtime runs no processes to attach to")
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        """A fake container uses nothing (hollow nodes' metrics are zero, as upstream's)."""
+        self._get(container_id)
+        return ContainerStats(container_id, time.time(), 0, 0)
 
     async def port_forward(self, sandbox_id: str, port: int):
         raise OSError(f"the fake runtime runs no pods: nothing listens on port {port}")

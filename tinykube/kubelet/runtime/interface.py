@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import enum
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, AsyncIterator, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from tinykube.kubelet.runtime.usage import ContainerStats
 
 
 class CRIError(Exception):
@@ -223,6 +226,10 @@ class RuntimeService(Protocol):
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool, stdin: bool) -> ExecSession: ...
 
     async def attach(self, container_id: str, *, stdin: bool) -> ExecSession: ...
+
+    async def container_stats(self, container_id: str) -> "ContainerStats":
+        """CRI ContainerStats of a running container: cumulative CPU time, working set."""
+        ...
 
     async def port_forward(self, sandbox_id: str, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A TCP connection to ``port`` on the pod's loopback (CRI's PortForward, in-process):

@@ -39,6 +39,7 @@ from tinykube.kubelet.runtime.interface import (
     ContainerConfig, ContainerState, ContainerStatus, CRIError, ExecResult, Image, LoopbackRefused, PodSandboxConfig, PodSandboxStatus, SandboxState,
 )
 from tinykube.kubelet.runtime.network import NetworkError, PodNetwork
+from tinykube.kubelet.runtime.usage import ContainerStats, read_usage
 from tinykube.kubelet.runtime.zygote import ExecProcess, ShimHandle, Zygote, send_spec
 
 log = logging.getLogger(__name__)
@@ -611,6 +612,12 @@ class ProcessRuntime(RecordedImages):
         if c.attach is not None:
             return c.attach.session(stdin)
         return LogAttach(c.log_path, c.exited)
+
+    async def container_stats(self, container_id: str) -> ContainerStats:
+        c = self._running(container_id)
+        cgroups = self.cgroups if self.use_cgroups and c.cgroup else None
+        cpu, memory = await self._io(read_usage, cgroups, c.cgroup, c.pid)
+        return ContainerStats(container_id, time.time(), cpu, memory)
 
     async def port_forward(self, sandbox_id: str,
                            port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
