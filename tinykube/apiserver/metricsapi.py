@@ -88,12 +88,21 @@ class Scraper:
             return None
 
     async def summaries(self, nodes: list[Obj]) -> list[tuple[Obj, Obj]]:
-        found = await asyncio.gather(*(self.summary(n) for n in nodes))
-        return [(n, s) for n, s in zip(nodes, found) if s is not None]
+        """Each node with a kubelet server (hollow nodes announce port 0) and its summary,
+        if its kubelet answered as that node."""
+        served = [n for n in nodes if _endpoint_port(n) != 0]
+        found = await asyncio.gather(*(self.summary(n) for n in served))
+        return [(n, s) for n, s in zip(served, found)
+                if s is not None and (s.get("node") or {}).get("nodeName") == meta.name(n)]
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
+
+
+def _endpoint_port(node: Obj) -> int | None:
+    endpoint = ((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}
+    return endpoint.get("Port")
 
 
 def _selected(request: web.Request, objs: list[Obj]) -> list[Obj]:

@@ -4,8 +4,10 @@ from tinykube.api import kinds, schema
 
 
 def test_every_kind_has_a_definition() -> None:
+    """All but metrics.k8s.io's, which upstream's core document lacks too (metrics-server,
+    an aggregated API, brings them)."""
     missing = [r.kind for r in kinds.RESOURCES if schema.definition_for(r) is None]
-    assert missing == []
+    assert missing == ["NodeMetrics", "PodMetrics"]
 
 
 def test_patch_metadata_from_schema() -> None:
