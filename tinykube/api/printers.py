@@ -12,6 +12,7 @@ from typing import Any, Iterable, Mapping
 
 from tinykube.api import meta
 from tinykube.api.selectors import LabelSelector
+from tinykube.api.quantity import parse_quantity
 
 Obj = dict[str, Any]
 Cell = Any
@@ -577,6 +578,17 @@ def componentstatus_cells(obj: Obj, now: float) -> list[Cell]:
             message, error = cond.get("message") or "", cond.get("error") or ""
             break
     return [meta.name(obj), state, message, error]
+
+
+def metrics_cells(obj: Obj, now: float) -> list[Cell]:
+    """metrics-server's columns: a NodeMetrics' usage, or a PodMetrics' summed over its
+    containers (in the units of its containers' figures)."""
+    usage = obj.get("usage")
+    if usage is None:
+        cpu = sum(parse_quantity(c["usage"].get("cpu", "0")) for c in obj.get("containers") or [])
+        memory = sum(parse_quantity(c["usage"].get("memory", "0")) for c in obj.get("containers") or [])
+        usage = {"cpu": f"{int(cpu * 1_000_000_000)}n", "memory": f"{int(memory) // 1024}Ki"}
+    return [meta.name(obj), usage.get("cpu", ""), usage.get("memory", ""), obj.get("window", "")]
 
 
 def _hpa_target(metric: Mapping[str, Any], current: Mapping[str, Any] | None) -> str:

@@ -77,6 +77,8 @@ class TableSpec:
 
 _WORKLOAD_WIDE = (CONTAINERS, IMAGES)
 
+_METRICS_COLUMNS = (NAME, _c("CPU", doc="CPU usage"), _c("Memory", doc="Memory usage"),
+                    _c("Window", doc="Time window over which the usage was measured"))
 _RS_COLUMNS = (NAME, _c("Desired", "integer", ("io.k8s.api.apps.v1.ReplicaSetSpec", "replicas")),
                _c("Current", "integer", ("io.k8s.api.apps.v1.ReplicaSetStatus", "replicas")),
                _c("Ready", "integer", ("io.k8s.api.apps.v1.ReplicaSetStatus", "readyReplicas")),
@@ -179,6 +181,8 @@ _SPECS: dict[tuple[str, str], TableSpec] = {
         NAME, _c("Status", doc="Status of the component conditions"),
         _c("Message", doc="Message of the component conditions"),
         _c("Error", doc="Error of the component conditions")), printers.componentstatus_cells),
+    ("metrics.k8s.io", "NodeMetrics"): TableSpec(_METRICS_COLUMNS, printers.metrics_cells),
+    ("metrics.k8s.io", "PodMetrics"): TableSpec(_METRICS_COLUMNS, printers.metrics_cells),
     ("", "ResourceQuota"): TableSpec((
         NAME, AGE,
         _c("Request", doc="Request represents a minimum amount of cpu/memory that a container "

@@ -34,3 +34,15 @@ def test_metrics_are_in_nanocores_and_kibibytes():
     out = pod_metrics(pod, stats)
     assert out["kind"] == "PodMetrics" and out["window"] == "2.000s" and out["timestamp"] == "2026-12-02T10:00:00Z"
     assert out["containers"] == [{"name": "c", "usage": {"cpu": "250000000n", "memory": "3072Ki"}}]
+
+
+def test_metrics_tables_have_metrics_servers_columns():
+    from tinykube.api import kinds
+    from tinykube.api.tables import to_table
+
+    pod = {"metadata": {"name": "p", "namespace": "default"}, "window": "1.000s", "containers": [
+        {"name": "a", "usage": {"cpu": "250000000n", "memory": "3072Ki"}},
+        {"name": "b", "usage": {"cpu": "5n", "memory": "1Ki"}}]}
+    table = to_table(kinds.lookup("metrics.k8s.io", "v1beta1", "pods"), [pod])
+    assert [c["name"] for c in table["columnDefinitions"]] == ["Name", "CPU", "Memory", "Window"]
+    assert table["rows"][0]["cells"] == ["p", "250000005n", "3073Ki", "1.000s"]
