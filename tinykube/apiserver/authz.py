@@ -45,10 +45,17 @@ class AlwaysDeny:
         return AuthorizationResult(Decision.NO_OPINION, "Everything is forbidden.")
 
 
+def _rbac(server: object) -> Authorizer:
+    from tinykube.apiserver.rbac import RBACAuthorizer
+
+    return RBACAuthorizer(server)  # type: ignore[arg-type]
+
+
 # mode name (as --authorization-mode spells it) -> factory taking the APIServer
 AUTHORIZERS: dict[str, Callable[[object], Authorizer]] = {
     "AlwaysAllow": lambda server: AlwaysAllow(),
     "AlwaysDeny": lambda server: AlwaysDeny(),
+    "RBAC": _rbac,
 }
 
 
@@ -70,8 +77,11 @@ class UnionAuthorizer:
 
 
 def build_authorizer(mode: str, server: object) -> UnionAuthorizer:
-    """The chain for a comma-separated ``--authorization-mode``; unknown modes are errors."""
-    chain: list[Authorizer] = []
+    """The chain for a comma-separated ``--authorization-mode``; unknown modes are errors.
+    ``system:masters`` goes first, as upstream's privileged-groups authorizer."""
+    from tinykube.apiserver.rbac import PrivilegedGroups
+
+    chain: list[Authorizer] = [PrivilegedGroups()]
     for name in (m.strip() for m in mode.split(",") if m.strip()):
         factory = AUTHORIZERS.get(name)
         if factory is None:

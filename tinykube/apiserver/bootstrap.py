@@ -76,6 +76,10 @@ async def bootstrap(server: "APIServer") -> None:
                                         "description": description,
                                         "preemptionPolicy": "PreemptLowerPriority"})
     await _kubernetes_service(server)
+    if "RBAC" in (m.strip() for m in server.config.authorization_mode.split(",")):
+        from tinykube.apiserver.rbac import bootstrap_policy
+
+        await bootstrap_policy(server)
 
 
 def _advertise(server: "APIServer") -> str:

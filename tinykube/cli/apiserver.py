@@ -32,10 +32,12 @@ def _split(value: str) -> list[str]:
               help="Address published in the kubernetes Service's endpoints.")
 @click.option("--write-kubeconfig", default=None, type=click.Path(dir_okay=False),
               help="Write a kubeconfig for this server to this path.")
-@click.option("--token-file", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Static tokens: CSV token,user,uid,\"group1,group2\".")
+@click.option("--token-file", "--token-auth-file", "token_file", default=None,
+              type=click.Path(exists=True, dir_okay=False),
+              help="Static tokens: CSV token,user,uid,\"group1,group2\" (upstream's --token-auth-file).")
 @click.option("--anonymous-auth/--no-anonymous-auth", default=True, show_default=True)
-@click.option("--authorization-mode", default="AlwaysAllow", show_default=True)
+@click.option("--authorization-mode", default="AlwaysAllow", show_default=True,
+              help="Comma-separated, in order: AlwaysAllow, AlwaysDeny, RBAC.")
 @click.option("--enable-admission-plugins", default=",".join(DEFAULT_ADMISSION_PLUGINS),
               show_default=True)
 @click.option("--audit-policy-file", default=None, type=click.Path(dir_okay=False))
