@@ -72,6 +72,11 @@ class APIServerConfig:
         default_factory=lambda: list(DEFAULT_ADMISSION_PLUGINS))
     authorization_mode: str = "AlwaysAllow"
     write_kubeconfig: str | None = None
+    # HTTPS (``--tls-cert-file``/``--tls-private-key-file``, or a self-signed certificate
+    # made once in ``--cert-dir``); plain HTTP without either, as tinykube up runs it
+    tls_cert_file: str | None = None
+    tls_private_key_file: str | None = None
+    cert_dir: str | None = None
     # Where the service account signing key is kept; None keeps it in the store.
     service_account_key_file: str | None = None
     service_account_issuer: str = "https://kubernetes.default.svc.cluster.local"
@@ -131,6 +136,8 @@ class APIServer:
         self._compactor: Any = None
         self.cluster_ips: Any = None
         self.node_ports: Any = None
+        self.serving_cert: Any = None  # a pki.KeyPair once serving HTTPS
+        self.ca_pem: bytes | None = None  # what clients verify it with, when known
         for name in PLUGINS:
             module = _load_plugin(name)
             if module is not None:
@@ -139,7 +146,13 @@ class APIServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.config.bind_address}:{self.port}"
+        scheme = "https" if self.serving_cert is not None else "http"
+        return f"{scheme}://{self.config.bind_address}:{self.port}"
+
+    @property
+    def tls(self) -> bool:
+        c = self.config
+        return bool(c.cert_dir or (c.tls_cert_file and c.tls_private_key_file))
 
     @property
     def started(self) -> bool:
@@ -168,8 +181,8 @@ class APIServer:
             self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0,
                                          handler_cancellation=True)
             await self._runner.setup()
-            site = web.TCPSite(self._runner, self.config.bind_address,
-                               self.config.secure_port, backlog=4096)
+            site = web.TCPSite(self._runner, self.config.bind_address, self.config.secure_port,
+                               backlog=4096, ssl_context=self._ssl_context())
             await site.start()
             self.port = self._runner.addresses[0][1]
             if self.config.bootstrap:
@@ -181,6 +194,31 @@ class APIServer:
         if self.config.write_kubeconfig:
             self.write_kubeconfig(self.config.write_kubeconfig)
         log.info("tinykube apiserver listening on %s", self.url)
+
+    def _ssl_context(self) -> Any:
+        """The serving context with HTTPS, else None. In ``cert_dir`` a CA and a certificate
+        for localhost and the bind address are made on first start and kept, as
+        kube-apiserver's self-signed certificate."""
+        if not self.tls:
+            return None
+        from pathlib import Path
+
+        from tinykube.client import pki
+
+        c = self.config
+        if c.tls_cert_file and c.tls_private_key_file:
+            self.serving_cert = pki.KeyPair.read(Path(c.tls_cert_file), Path(c.tls_private_key_file))
+        else:
+            directory = Path(c.cert_dir or ".")
+            cert, key = directory / "apiserver.crt", directory / "apiserver.key"
+            ca = pki.KeyPair.read(pki.ensure_ca(directory), directory / "ca.key")
+            if not (cert.exists() and key.exists()):
+                hosts = ["localhost", "127.0.0.1", c.bind_address, "kubernetes", "kubernetes.default",
+                         "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
+                pki.serving_cert("kube-apiserver", list(dict.fromkeys(hosts)), ca).write(cert, key)
+            self.serving_cert = pki.KeyPair.read(cert, key)
+            self.ca_pem = ca.cert_pem
+        return self.serving_cert.server_context()
 
     async def _wait_for_store(self) -> None:
         """Wait for the store to answer, as kube-apiserver waits for etcd: in a cluster whose
@@ -215,8 +253,9 @@ class APIServer:
             self.store = None
 
     def write_kubeconfig(self, path: str, token: str | None = None) -> None:
-        """A kubeconfig for this server that kubectl uses as is."""
-        write_kubeconfig(path, self.url, token)
+        """A kubeconfig for this server that kubectl uses as is (over HTTPS it trusts the
+        CA of a self-signed certificate; one from files it must already trust)."""
+        write_kubeconfig(path, self.url, token, ca_pem=self.ca_pem)
 
     async def run_shielded(self, coro: Awaitable[web.StreamResponse]) -> web.StreamResponse:
         """Run a write to completion even if its client disconnects; stop() waits for it."""
@@ -301,11 +340,16 @@ async def _note_started(request: web.Request, response: web.StreamResponse) -> N
 
 
 def write_kubeconfig(path: str, server: str, token: str | None = None,
-                     name: str = "tinykube") -> None:
+                     name: str = "tinykube", ca_pem: bytes | None = None) -> None:
     """Cluster, user and context all named ``name``; current-context set, mode 0600."""
+    import base64
+
     user: dict[str, Any] = {"token": token} if token else {}
+    cluster: dict[str, Any] = {"server": server}
+    if ca_pem:
+        cluster["certificate-authority-data"] = base64.b64encode(ca_pem).decode()
     doc = {"apiVersion": "v1", "kind": "Config", "preferences": {},
-           "clusters": [{"name": name, "cluster": {"server": server}}],
+           "clusters": [{"name": name, "cluster": cluster}],
            "users": [{"name": name, "user": user}],
            "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
            "current-context": name}

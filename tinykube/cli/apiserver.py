@@ -53,6 +53,11 @@ def _split(value: str) -> list[str]:
 @click.option("--event-ttl", default="1h0m0s", show_default=True,
               help="How long Events are kept (Go duration, e.g. 1h0m0s, 30m, 90s).")
 @click.option("--max-request-bytes", default=3 * 1024 * 1024, type=int, show_default=True)
+@click.option("--tls-cert-file", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Serve HTTPS with this certificate (and --tls-private-key-file).")
+@click.option("--tls-private-key-file", default=None, type=click.Path(exists=True, dir_okay=False))
+@click.option("--cert-dir", default=None, type=click.Path(file_okay=False),
+              help="Serve HTTPS with a self-signed certificate made (once) in this directory.")
 @click.option("-v", "--v", "verbosity", default=0, type=int, help="Log verbosity.")
 def apiserver(store_url: str, etcd_servers: str, secure_port: int, bind_address: str,
               advertise_address: str | None, write_kubeconfig: str | None,
@@ -62,6 +67,7 @@ def apiserver(store_url: str, etcd_servers: str, secure_port: int, bind_address:
               audit_log_maxsize: int, service_cluster_ip_range: str,
               service_node_port_range: str, service_account_key_file: str | None,
               etcd_compaction_interval: float, event_ttl: str, max_request_bytes: int,
+              tls_cert_file: str | None, tls_private_key_file: str | None, cert_dir: str | None,
               verbosity: int) -> None:
     """Run the Kubernetes API server."""
     logging.basicConfig(level=logging.DEBUG if verbosity >= 4 else logging.INFO,
@@ -81,7 +87,10 @@ def apiserver(store_url: str, etcd_servers: str, secure_port: int, bind_address:
         authorization_mode=authorization_mode, write_kubeconfig=write_kubeconfig,
         service_account_key_file=service_account_key_file,
         advertise_address=advertise_address, etcd_compaction_interval=etcd_compaction_interval,
-        event_ttl_seconds=_go_duration_seconds(event_ttl))
+        event_ttl_seconds=_go_duration_seconds(event_ttl), tls_cert_file=tls_cert_file,
+        tls_private_key_file=tls_private_key_file, cert_dir=cert_dir)
+    if bool(tls_cert_file) != bool(tls_private_key_file):
+        raise click.UsageError("--tls-cert-file and --tls-private-key-file go together")
     try:
         server = APIServer(config)
     except ValueError as exc:
