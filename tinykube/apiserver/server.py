@@ -137,7 +137,7 @@ class APIServer:
         self.cluster_ips: Any = None
         self.node_ports: Any = None
         self.serving_cert: Any = None  # a pki.KeyPair once serving HTTPS
-        self.ca_pem: bytes | None = None  # what clients verify it with, when known
+        self.serving_ca_pem: bytes | None = None  # what clients verify it with, when known
         for name in PLUGINS:
             module = _load_plugin(name)
             if module is not None:
@@ -217,7 +217,7 @@ class APIServer:
                          "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"]
                 pki.serving_cert("kube-apiserver", list(dict.fromkeys(hosts)), ca).write(cert, key)
             self.serving_cert = pki.KeyPair.read(cert, key)
-            self.ca_pem = ca.cert_pem
+            self.serving_ca_pem = ca.cert_pem
         return self.serving_cert.server_context()
 
     async def _wait_for_store(self) -> None:
@@ -255,7 +255,7 @@ class APIServer:
     def write_kubeconfig(self, path: str, token: str | None = None) -> None:
         """A kubeconfig for this server that kubectl uses as is (over HTTPS it trusts the
         CA of a self-signed certificate; one from files it must already trust)."""
-        write_kubeconfig(path, self.url, token, ca_pem=self.ca_pem)
+        write_kubeconfig(path, self.url, token, ca_pem=self.serving_ca_pem)
 
     async def run_shielded(self, coro: Awaitable[web.StreamResponse]) -> web.StreamResponse:
         """Run a write to completion even if its client disconnects; stop() waits for it."""
