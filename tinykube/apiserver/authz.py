@@ -51,11 +51,18 @@ def _rbac(server: object) -> Authorizer:
     return RBACAuthorizer(server)  # type: ignore[arg-type]
 
 
+def _node(server: object) -> Authorizer:
+    from tinykube.apiserver.nodeauthz import NodeAuthorizer
+
+    return NodeAuthorizer(server)  # type: ignore[arg-type]
+
+
 # mode name (as --authorization-mode spells it) -> factory taking the APIServer
 AUTHORIZERS: dict[str, Callable[[object], Authorizer]] = {
     "AlwaysAllow": lambda server: AlwaysAllow(),
     "AlwaysDeny": lambda server: AlwaysDeny(),
     "RBAC": _rbac,
+    "Node": _node,
 }
 
 

@@ -37,7 +37,7 @@ def _split(value: str) -> list[str]:
               help="Static tokens: CSV token,user,uid,\"group1,group2\" (upstream's --token-auth-file).")
 @click.option("--anonymous-auth/--no-anonymous-auth", default=True, show_default=True)
 @click.option("--authorization-mode", default="AlwaysAllow", show_default=True,
-              help="Comma-separated, in order: AlwaysAllow, AlwaysDeny, RBAC.")
+              help="Comma-separated, in order: AlwaysAllow, AlwaysDeny, Node, RBAC.")
 @click.option("--enable-admission-plugins", default=",".join(DEFAULT_ADMISSION_PLUGINS),
               show_default=True)
 @click.option("--audit-policy-file", default=None, type=click.Path(dir_okay=False))

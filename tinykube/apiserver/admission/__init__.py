@@ -60,7 +60,8 @@ class ValidatingPlugin(Protocol):
 
 def _registry() -> dict[str, Callable[["APIServer"], Any]]:
     from tinykube.apiserver.admission import (default_toleration_seconds, namespace_lifecycle,
-                                              priority, resource_quota, service_account)
+                                              node_restriction, priority, resource_quota,
+                                              service_account)
 
     return {
         "NamespaceLifecycle": namespace_lifecycle.NamespaceLifecycle,
@@ -68,6 +69,7 @@ def _registry() -> dict[str, Callable[["APIServer"], Any]]:
         "DefaultTolerationSeconds": default_toleration_seconds.DefaultTolerationSeconds,
         "Priority": priority.Priority,
         "ResourceQuota": resource_quota.ResourceQuota,
+        "NodeRestriction": node_restriction.NodeRestriction,
     }
 
 
