@@ -584,11 +584,23 @@ def metrics_cells(obj: Obj, now: float) -> list[Cell]:
     """metrics-server's columns: a NodeMetrics' usage, or a PodMetrics' summed over its
     containers (in the units of its containers' figures)."""
     usage = obj.get("usage")
-    if usage is None:
-        cpu = sum(parse_quantity(c["usage"].get("cpu", "0")) for c in obj.get("containers") or [])
-        memory = sum(parse_quantity(c["usage"].get("memory", "0")) for c in obj.get("containers") or [])
+    if not isinstance(usage, Mapping):
+        cpu = sum(_quantity(c, "cpu") for c in _dicts(obj.get("containers")))
+        memory = sum(_quantity(c, "memory") for c in _dicts(obj.get("containers")))
         usage = {"cpu": f"{int(cpu * 1_000_000_000)}n", "memory": f"{int(memory) // 1024}Ki"}
-    return [meta.name(obj), usage.get("cpu", ""), usage.get("memory", ""), obj.get("window", "")]
+    return [meta.name(obj), str(usage.get("cpu", "")), str(usage.get("memory", "")), str(obj.get("window", ""))]
+
+
+def _dicts(value: Any) -> list[Mapping[str, Any]]:
+    return [v for v in value if isinstance(v, Mapping)] if isinstance(value, list) else []
+
+
+def _quantity(container: Mapping[str, Any], resource: str) -> Any:
+    usage = container.get("usage")
+    try:
+        return parse_quantity(str(usage.get(resource, "0"))) if isinstance(usage, Mapping) else 0
+    except ValueError:
+        return 0
 
 
 def _hpa_target(metric: Mapping[str, Any], current: Mapping[str, Any] | None) -> str:
