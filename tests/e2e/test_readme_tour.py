@@ -29,6 +29,7 @@ EXPECTED = {
     "kubectl exec deployment/web -- cat /etc/hostname": r"^web-",
     "kubectl port-forward deployment/web": r"hello from web-",
     "kubectl get endpoints web": r"web\s+(\S+:8080,){2}\S+:8080",
+    "kubectl top pods": r"web-\S+\s+\d+m\s+\d+Mi",
     "curl": r"hello from web-",
     "kubectl get events --field-selector reason=FailedScheduling":
         r"FailedScheduling.*node\(s\) were unschedulable",
