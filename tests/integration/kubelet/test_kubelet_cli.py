@@ -56,9 +56,12 @@ async def _killed_kubelet_scenario(tmp_path, net) -> None:
     (tmp_path / "manifests").mkdir()
     marker = tmp_path / "started"
     seconds = str(900000 + secrets.randbelow(99999))  # a command line no other process has
+    mountpoint = f"/tmp/tinykube-mountpoint-{seconds}"  # made on the host for the volume below
     (tmp_path / "manifests" / "sleeper.yaml").write_text(yaml.safe_dump(
         {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "sleeper"},
-         "spec": {"containers": [{"name": "c", "image": "busybox",
+         "spec": {"volumes": [{"name": "scratch", "emptyDir": {}}],
+                  "containers": [{"name": "c", "image": "busybox",
+                                  "volumeMounts": [{"name": "scratch", "mountPath": f"{mountpoint}/data"}],
                                   "command": ["sh", "-c", f"touch {marker}; exec sleep {seconds}"]}]}}))
     cmd = kubelet_command(tmp_path, net)
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -92,6 +95,9 @@ async def _killed_kubelet_scenario(tmp_path, net) -> None:
     finally:
         again.send_signal(signal.SIGTERM)
         await asyncio.wait_for(again.wait(), 30)
+    # the mount point the killed kubelet made was removed by the next one, which then made
+    # its own for the restarted pod and removed it when it stopped
+    assert not os.path.exists(mountpoint)
 
 
 def _pids() -> list[int]:

@@ -44,6 +44,8 @@ from tinykube.kubelet.runtime.zygote import ExecProcess, ShimHandle, Zygote, sen
 
 log = logging.getLogger(__name__)
 
+MOUNTPOINTS_FILE = "mountpoints"  # in <root>/runtime: mount points made on the host and still held
+
 # Containers run host binaries, so the kubelet's interpreter directory comes first: `python3`
 # and `tinykube` in a command resolve to the installation the kubelet runs from.
 DEFAULT_PATH = os.path.dirname(sys.executable) + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -163,6 +165,8 @@ class ProcessRuntime(RecordedImages):
         rdir = os.path.join(self.root_dir, "runtime")
         for name in os.listdir(rdir):
             path = os.path.join(rdir, name)
+            if name == MOUNTPOINTS_FILE:
+                continue  # once the pods' processes are gone, below
             if name.startswith("sandbox-") and name.endswith(".spec"):
                 sid = name[len("sandbox-"):-len(".spec")]
                 try:
@@ -178,6 +182,12 @@ class ProcessRuntime(RecordedImages):
                     await self.cgroups.kill_and_wait(cgroup)
                     self.cgroups.remove(cgroup)
             _unlink(path)
+        record = os.path.join(rdir, MOUNTPOINTS_FILE)
+        if os.path.exists(record):
+            with open(record) as f:
+                for mountpoint in f.read().splitlines():  # deepest first
+                    _remove_mountpoint(mountpoint)
+            _unlink(record)
         shutil.rmtree(os.path.join(self.root_dir, "sandboxes"), ignore_errors=True)
 
     async def warm_up(self) -> None:
@@ -410,7 +420,9 @@ class ProcessRuntime(RecordedImages):
 
     def _make_mountpoints(self, c: Container, mounts: list[dict]) -> None:
         """Create missing mount points on the host filesystem (every container's root) and
-        remember them, so they are removed with the last container that needed them."""
+        remember them, so they are removed with the last container that needed them (or,
+        after a crash, by the next runtime on this root dir: ``MOUNTPOINTS_FILE``)."""
+        before = len(self._mountpoints)
         for m in mounts:
             target = m["container"]
             chain = []  # the target and its ancestors this runtime creates (or created), deepest first
@@ -427,22 +439,30 @@ class ProcessRuntime(RecordedImages):
                         os.mkdir(created)
                 self._mountpoints[created] = self._mountpoints.get(created, 0) + 1
             c.mountpoints.extend(chain)
+        if len(self._mountpoints) != before:
+            self._record_mountpoints()
 
     def _release_mountpoints(self, c: Container) -> None:
+        before = len(self._mountpoints)
         for path in c.mountpoints:  # deepest first, as recorded
             count = self._mountpoints.get(path, 0) - 1
             if count > 0:
                 self._mountpoints[path] = count
                 continue
             self._mountpoints.pop(path, None)
-            try:
-                if os.path.isdir(path) and not os.path.islink(path):
-                    os.rmdir(path)
-                elif os.path.getsize(path) == 0:
-                    os.unlink(path)
-            except OSError as exc:
-                log.warning("leaving mount point %s: %s", path, exc)
+            _remove_mountpoint(path)
         c.mountpoints.clear()
+        if len(self._mountpoints) != before:
+            self._record_mountpoints()
+
+    def _record_mountpoints(self) -> None:
+        """The mount points this runtime created and still holds, deepest first, for a
+        successor to remove if this process dies without doing it."""
+        path = os.path.join(self.root_dir, "runtime", MOUNTPOINTS_FILE)
+        paths = sorted(self._mountpoints, key=lambda p: p.count("/"), reverse=True)
+        with open(path + ".tmp", "w") as f:
+            f.write("".join(p + "\n" for p in paths))
+        os.replace(path + ".tmp", path)
 
     def _mounts(self, sb: Sandbox, cfg: ContainerConfig) -> list[dict]:
         targets = {m.container_path for m in cfg.mounts}
@@ -666,6 +686,20 @@ class ProcessRuntime(RecordedImages):
                 except OSError:
                     pass
         await self.zygote.close()
+
+
+def _remove_mountpoint(path: str) -> None:
+    """Remove a mount point this runtime made, if it is still the empty file or directory
+    it made."""
+    try:
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)
+        elif os.path.getsize(path) == 0:
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.warning("leaving mount point %s: %s", path, exc)
 
 
 def socket_in_netns(netns: str, family: int = socket.AF_INET) -> socket.socket:
