@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 from aiohttp import web
 
 from tinykube import aio
@@ -178,11 +177,7 @@ def setup(app: web.Application, server: Any) -> None:
     async def handle_list(request: web.Request) -> web.Response:
         if request.query.get("watch") in ("1", "true"):
             raise errors.method_not_supported(INFO, "watch")
-        fmt = responses.negotiate(request.headers.get("Accept"))
-        items = await probe_all(server)
-        raws = [orjson.dumps(item) for item in items]
-        resp = responses.encode_list(fmt, INFO, raws, items, {},
-                                     request.query.get("includeObject", ""))
+        resp = responses.made_list(request, INFO, await probe_all(server))
         resp.headers["Warning"] = DEPRECATION_WARNING
         return resp
 
@@ -190,10 +185,8 @@ def setup(app: web.Application, server: Any) -> None:
         name = request.match_info["name"]
         if name not in targets(server) and name != ETCD_NAME:
             raise errors.not_found(INFO, name)
-        fmt = responses.negotiate(request.headers.get("Accept"))
         (obj,) = await probe_all(server, [name])
-        resp = responses.encode_object(fmt, INFO, obj, None,
-                                       request.query.get("includeObject", ""))
+        resp = responses.made_object(request, INFO, obj)
         resp.headers["Warning"] = DEPRECATION_WARNING
         return resp
 

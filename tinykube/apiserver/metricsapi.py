@@ -22,7 +22,7 @@ from tinykube import aio
 from tinykube.api import errors, kinds, meta
 from tinykube.api.selectors import LabelSelector
 from tinykube.apiserver import responses
-from tinykube.apiserver.nodeproxy import kubelet_port, node_address
+from tinykube.apiserver.nodeproxy import announced_port, node_base
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +70,7 @@ class Scraper:
     async def summary(self, node: Obj) -> Obj | None:
         if self._session is None:
             self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=False))
-        host = node_address(node)
-        scheme = getattr(self.server, "kubelet_scheme", "https")
-        url = f"{scheme}://{f'[{host}]' if ':' in host else host}:{kubelet_port(node)}/stats/summary"
+        url = node_base(self.server, node) + "/stats/summary"
         session = self._session
 
         async def fetch() -> Obj:
@@ -90,7 +88,7 @@ class Scraper:
     async def summaries(self, nodes: list[Obj]) -> list[tuple[Obj, Obj]]:
         """Each node with a kubelet server (hollow nodes announce port 0) and its summary,
         if its kubelet answered as that node."""
-        served = [n for n in nodes if _endpoint_port(n) != 0]
+        served = [n for n in nodes if announced_port(n) != 0]
         found = await asyncio.gather(*(self.summary(n) for n in served))
         return [(n, s) for n, s in zip(served, found)
                 if s is not None and (s.get("node") or {}).get("nodeName") == meta.name(n)]
@@ -98,11 +96,6 @@ class Scraper:
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-def _endpoint_port(node: Obj) -> int | None:
-    endpoint = ((node.get("status") or {}).get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}
-    return endpoint.get("Port")
 
 
 def _selected(request: web.Request, objs: list[Obj]) -> list[Obj]:
@@ -128,19 +121,10 @@ def setup(app: web.Application, server: Any) -> None:
 
     app.on_cleanup.append(close)
 
-    def respond_list(request: web.Request, info: Any, items: list[Obj]) -> web.Response:
-        fmt = responses.negotiate(request.headers.get("Accept"))
-        return responses.encode_list(fmt, info, [orjson.dumps(i) for i in items], items, {},
-                                     request.query.get("includeObject", ""))
-
-    def respond_object(request: web.Request, info: Any, obj: Obj) -> web.Response:
-        fmt = responses.negotiate(request.headers.get("Accept"))
-        return responses.encode_object(fmt, info, obj, None, request.query.get("includeObject", ""))
-
     async def list_nodes(request: web.Request) -> web.Response:
         nodes = _selected(request, _nodes(server))
         items = [node_metrics(n, s) for n, s in await scraper.summaries(nodes)]
-        return respond_list(request, NODE_METRICS, items)
+        return responses.made_list(request, NODE_METRICS, items)
 
     async def get_node(request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -148,7 +132,7 @@ def setup(app: web.Application, server: Any) -> None:
         found = await scraper.summaries([node.obj]) if node is not None else []
         if not found:
             raise errors.not_found(NODE_METRICS, name)
-        return respond_object(request, NODE_METRICS, node_metrics(*found[0]))
+        return responses.made_object(request, NODE_METRICS, node_metrics(*found[0]))
 
     async def pods_metrics(namespace: str, name: str = "") -> list[Obj]:
         pods = {(meta.namespace(e.obj), meta.name(e.obj)): e.obj for e in server.watch_cache.list(PODS, namespace)}
@@ -167,14 +151,14 @@ def setup(app: web.Application, server: Any) -> None:
 
     async def list_pods(request: web.Request) -> web.Response:
         items = await pods_metrics(request.match_info.get("namespace", ""))
-        return respond_list(request, POD_METRICS, _selected(request, items))
+        return responses.made_list(request, POD_METRICS, _selected(request, items))
 
     async def get_pod(request: web.Request) -> web.Response:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         found = await pods_metrics(namespace, name)
         if not found:
             raise errors.not_found(POD_METRICS, name)
-        return respond_object(request, POD_METRICS, found[0])
+        return responses.made_object(request, POD_METRICS, found[0])
 
     app.router.add_get(f"{BASE}/nodes", list_nodes)
     app.router.add_get(f"{BASE}/nodes/{{name}}", get_node)

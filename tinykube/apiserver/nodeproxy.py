@@ -78,10 +78,15 @@ def node_address(node: dict) -> str:
     raise errors.bad_request(f"node {meta.name(node)} has no address")
 
 
-def kubelet_port(node: dict) -> int:
+def announced_port(node: dict) -> int | None:
+    """The kubelet port the node announces (0: it serves none, as hollow nodes), if any."""
     endpoint = ((node.get("status") or {}).get("daemonEndpoints") or {}).get(
         "kubeletEndpoint") or {}
-    return int(endpoint.get("Port") or DEFAULT_KUBELET_PORT)
+    return endpoint.get("Port")
+
+
+def kubelet_port(node: dict) -> int:
+    return int(announced_port(node) or DEFAULT_KUBELET_PORT)
 
 
 def kubelet_base(server: Any, pod: dict) -> str:
@@ -92,7 +97,11 @@ def kubelet_base(server: Any, pod: dict) -> str:
     cached = server.watch_cache.get(NODES, "", node_name)
     if cached is None:
         raise errors.not_found(NODES, node_name)
-    node = cached.obj
+    return node_base(server, cached.obj)
+
+
+def node_base(server: Any, node: dict) -> str:
+    """``https://<node address>:<kubelet port>`` for a node."""
     host = node_address(node)
     if ":" in host:
         host = f"[{host}]"

@@ -165,3 +165,16 @@ def _encode(fmt: Format, body: Any, status: int, headers: dict[str, str] | None)
         text = yaml.safe_dump(body, default_flow_style=False, sort_keys=False)
         return web.Response(text=text, status=status, content_type=YAML, headers=headers)
     return json_response(orjson.dumps(body), status, headers)
+
+
+def made_list(request: web.Request, info: ResourceInfo, items: list[dict]) -> web.Response:
+    """A list of objects the server makes on request and never stores (componentstatuses,
+    metrics), in the form the request asks for."""
+    return encode_list(negotiate(request.headers.get("Accept")), info, [orjson.dumps(i) for i in items], items, {},
+                       request.query.get("includeObject", ""))
+
+
+def made_object(request: web.Request, info: ResourceInfo, obj: dict) -> web.Response:
+    """One such object, in the form the request asks for."""
+    return encode_object(negotiate(request.headers.get("Accept")), info, obj, None,
+                         request.query.get("includeObject", ""))

@@ -550,17 +550,17 @@ class PodWorker:
     async def _stop_everything(self, grace: float) -> None:
         """Stop all containers (in parallel, each with the grace period) and the sandbox."""
         await self.probes.stop_all()
-        specs = {c["name"]: c for c in [*podutil.all_containers(self.pod), *podutil.ephemeral_containers(self.pod)]}
         running = []
         for name, rec in self.records.items():
             if rec.current is not None and rec.current.state == ContainerState.CONTAINER_RUNNING:
                 if grace > 0:
                     self.host.record_event(self.pod, "Normal", "Killing", f"Stopping container {name}")
-                running.append(self._kill_container(specs.get(name, {"name": name}), rec, grace))
+                running.append(self._kill_container(podutil.container(self.pod, name) or {"name": name}, rec, grace))
         await asyncio.gather(*running)
         for name, rec in self.records.items():
             if rec.current is not None:
-                rec.current = await self._container_status(specs.get(name, {"name": name}), rec.current.id)
+                rec.current = await self._container_status(podutil.container(self.pod, name) or {"name": name},
+                                                           rec.current.id)
             rec.ready = False
         if self.sandbox_id:
             await self.host.runtime.stop_pod_sandbox(self.sandbox_id)

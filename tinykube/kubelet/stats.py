@@ -9,20 +9,19 @@ so the first ``kubectl top`` already has figures.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from tinykube.api import meta
 from tinykube.kubelet.runtime.interface import ContainerState, CRIError
+from tinykube.kubelet.runtime.usage import CLOCK_TICKS
+from tinykube.kubelet.status import rfc3339
 
 if TYPE_CHECKING:
     from tinykube.kubelet.kubelet import Kubelet
 
 MIN_WINDOW = 1.0  # seconds between the samples a rate is taken over
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 Obj = dict[str, Any]
 
 
@@ -59,7 +58,7 @@ class SummaryProvider:
     async def summary(self) -> Obj:
         """statsapi's Summary: the node, then each pod with running containers."""
         now = time.time()
-        node: Obj = {"nodeName": self.kubelet.config.node_name, "startTime": _rfc3339(self.started),
+        node: Obj = {"nodeName": self.kubelet.config.node_name, "startTime": rfc3339(self.started),
                      "cpu": self._cpu("node", now, node_cpu_ns(), self.started), "memory": node_memory(now)}
         seen = {"node"}
         pods = [pod for worker in list(self.kubelet.workers.workers.values())
@@ -79,26 +78,26 @@ class SummaryProvider:
                 continue  # it stopped meanwhile
             seen.add(cur.id)
             containers.append({
-                "name": name, "startTime": _rfc3339(cur.started_at or now),
+                "name": name, "startTime": rfc3339(cur.started_at or now),
                 "cpu": self._cpu(cur.id, stats.timestamp, stats.cpu_usage_core_nano_seconds, cur.started_at or now),
-                "memory": {"time": _rfc3339(stats.timestamp), "workingSetBytes": stats.memory_working_set_bytes}})
+                "memory": {"time": rfc3339(stats.timestamp), "workingSetBytes": stats.memory_working_set_bytes}})
         if not containers:
             return None
         pod = worker.pod
         return {
             "podRef": {"name": meta.name(pod), "namespace": meta.namespace(pod), "uid": meta.uid(pod)},
-            "startTime": worker.start_time or _rfc3339(now), "containers": containers,
-            "cpu": {"time": _rfc3339(now), "usageNanoCores": sum(c["cpu"]["usageNanoCores"] for c in containers),
+            "startTime": worker.start_time or rfc3339(now), "containers": containers,
+            "cpu": {"time": rfc3339(now), "usageNanoCores": sum(c["cpu"]["usageNanoCores"] for c in containers),
                     "usageCoreNanoSeconds": sum(c["cpu"]["usageCoreNanoSeconds"] for c in containers),
                     "window": containers[0]["cpu"]["window"]},
-            "memory": {"time": _rfc3339(now),
+            "memory": {"time": rfc3339(now),
                        "workingSetBytes": sum(c["memory"]["workingSetBytes"] for c in containers)}}
 
     def _cpu(self, key: str, now: float, cumulative: int, since: float) -> Obj:
         """statsapi's CPUStats, with the window its rate was measured over (tinykube's own
         field: metrics.k8s.io reports it as ``window``)."""
         rate, window = self.rates.rate(key, now, cumulative, since)
-        return {"time": _rfc3339(now), "usageNanoCores": rate, "usageCoreNanoSeconds": cumulative,
+        return {"time": rfc3339(now), "usageNanoCores": rate, "usageCoreNanoSeconds": cumulative,
                 "window": f"{window:.3f}s"}
 
 
@@ -117,9 +116,5 @@ def node_memory(now: float) -> Obj:
             key, _, value = line.partition(":")
             info[key] = int(value.split()[0]) * 1024
     total, available = info.get("MemTotal", 0), info.get("MemAvailable", 0)
-    return {"time": _rfc3339(now), "availableBytes": available, "usageBytes": total - info.get("MemFree", 0),
+    return {"time": rfc3339(now), "availableBytes": available, "usageBytes": total - info.get("MemFree", 0),
             "workingSetBytes": total - available}
-
-
-def _rfc3339(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
